@@ -1,0 +1,124 @@
+//! `dfasync`: datafusion-cli (REPL, `-c`, `-f`, `--format`, `-q`, `--maxrows`) with
+//! everything of this crate registered, plus `dfasync mock-api`.
+
+mod args;
+
+use std::env;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use datafusion::common::config::ConfigNonZeroUsize;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ExplainFormat;
+use datafusion::prelude::SessionContext;
+use datafusion_cli::catalog::DynamicObjectStoreCatalog;
+use datafusion_cli::exec;
+use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
+use datafusion_cli::print_options::PrintOptions;
+
+pub use args::{Args, Sub};
+
+use crate::mock::{MockApi, MockConfig};
+
+/// Entry point of the `dfasync` binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    if let Some(Sub::MockApi { port, latency_ms }) = args.subcommand {
+        let config = MockConfig::with_latency(Duration::from_millis(latency_ms));
+        let api = MockApi::start_on(port, config).await?;
+        println!(
+            "mock API listening on {} (latency {latency_ms} ms); Ctrl-C stops it",
+            api.base_url()
+        );
+        return Ok(api.run_until_ctrl_c().await?);
+    }
+    if !args.quiet {
+        println!("dfasync v{}", env!("CARGO_PKG_VERSION"));
+    }
+    if let Some(path) = &args.data_path {
+        env::set_current_dir(path)?;
+    }
+    let registry = Arc::new(InstrumentedObjectStoreRegistry::new());
+    let ctx = session(&args, Arc::clone(&registry)).await?;
+    let mut print_options = PrintOptions {
+        format: args.format,
+        quiet: args.quiet,
+        maxrows: args.maxrows,
+        color: args.color,
+        instrumented_registry: registry,
+    };
+    let rc = args.rc.unwrap_or_else(|| {
+        env::home_dir()
+            .map(|home| home.join(".datafusionrc"))
+            .filter(|p| p.exists())
+            .map(|p| p.to_string_lossy().into_owned())
+            .into_iter()
+            .collect()
+    });
+    if args.command.is_empty() && args.file.is_empty() {
+        if !rc.is_empty() {
+            exec::exec_from_files(&ctx, rc, &print_options).await?;
+        }
+        return exec::exec_from_repl(&ctx, &mut print_options)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)));
+    }
+    if !args.file.is_empty() {
+        exec::exec_from_files(&ctx, args.file, &print_options).await?;
+    }
+    if !args.command.is_empty() {
+        exec::exec_from_commands(&ctx, args.command, &print_options).await?;
+    }
+    Ok(())
+}
+
+/// A session set up like datafusion-cli's, with everything of this crate registered.
+pub async fn session(
+    args: &Args,
+    registry: Arc<InstrumentedObjectStoreRegistry>,
+) -> Result<SessionContext> {
+    let mut options = ConfigOptions::from_env()?;
+    if let Some(size) = args.batch_size {
+        options.execution.batch_size = ConfigNonZeroUsize::try_new(size as usize)?;
+    }
+    if env::var_os("DATAFUSION_EXPLAIN_FORMAT").is_none() {
+        options.explain.format = ExplainFormat::Tree;
+    }
+    if env::var_os("DATAFUSION_FORMAT_NULL").is_none() {
+        options.format.null = String::from("NULL");
+    }
+    let config = SessionConfig::from(options).with_information_schema(true);
+    let runtime_env = RuntimeEnvBuilder::new()
+        .with_object_store_registry(registry)
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime_env).enable_url_table();
+    ctx.refresh_catalogs().await?;
+    ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
+        ctx.state().catalog_list().clone(),
+        ctx.state_weak_ref(),
+    )));
+    crate::register_all(&ctx)?;
+    Ok(ctx)
+}

@@ -1,0 +1,197 @@
+//! Session configuration: the `async_udf.` and `http.` namespaces.
+//!
+//! Both are DataFusion [`ConfigExtension`]s, so `SET async_udf.max_in_flight = 128`
+//! and `SHOW ALL` work, and values are read when a query *executes*: a `SET`
+//! between two queries takes effect for the second one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use std::any::Any;
+
+use datafusion::common::config::{
+    ConfigEntry, ConfigExtension, ConfigField, ConfigNonZeroUsize, ExtensionOptions, Visit,
+};
+use datafusion::common::{DataFusionError, Result, config_datafusion_err, config_err};
+use datafusion::config::ConfigOptions;
+
+/// `ConfigNonZeroUsize` from a literal default.
+fn non_zero(value: usize) -> ConfigNonZeroUsize {
+    ConfigNonZeroUsize::try_new(value).expect("defaults are non-zero")
+}
+
+/// Collects entries for `SHOW ALL` / `information_schema.df_settings`.
+struct Entries(Vec<ConfigEntry>);
+
+impl Visit for Entries {
+    fn some<V: fmt::Display>(&mut self, key: &str, value: V, description: &'static str) {
+        self.0.push(ConfigEntry {
+            key: key.to_string(),
+            value: Some(value.to_string()),
+            description: description.trim(),
+        });
+    }
+
+    fn none(&mut self, key: &str, description: &'static str) {
+        self.0.push(ConfigEntry {
+            key: key.to_string(),
+            value: None,
+            description: description.trim(),
+        });
+    }
+}
+
+/// Declares a config namespace. Unlike DataFusion's `extensions_options!`, its
+/// entries carry the full key (`http.timeout_ms`), so `SHOW ALL` and
+/// `information_schema.df_settings` list them under their prefix, and a bad value
+/// is reported with its key.
+macro_rules! namespace {
+    (
+        $(#[doc = $sd:literal])*
+        $name:ident = $prefix:literal {
+            $( $(#[doc = $d:literal])* $field:ident : $ty:ty = $default:expr, )*
+        }
+    ) => {
+        $(#[doc = $sd])*
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct $name {
+            $( $(#[doc = $d])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $( $field: $default, )* }
+            }
+        }
+
+        impl ConfigExtension for $name {
+            const PREFIX: &'static str = $prefix;
+        }
+
+        impl ExtensionOptions for $name {
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+
+            fn as_any_mut(&mut self) -> &mut dyn Any {
+                self
+            }
+
+            fn cloned(&self) -> Box<dyn ExtensionOptions> {
+                Box::new(self.clone())
+            }
+
+            fn set(&mut self, key: &str, value: &str) -> Result<()> {
+                let result = match key {
+                    $( stringify!($field) => ConfigField::set(&mut self.$field, "", value), )*
+                    _ => {
+                        let known = [$( stringify!($field) ),*].join(", ");
+                        return config_err!("unknown setting {}.{key} (known: {known})", $prefix);
+                    }
+                };
+                result.map_err(|e| config_datafusion_err!("{}.{key}: {}", $prefix, e.strip_backtrace()))
+            }
+
+            fn entries(&self) -> Vec<ConfigEntry> {
+                let mut entries = Entries(Vec::new());
+                $( ConfigField::visit(
+                    &self.$field,
+                    &mut entries,
+                    concat!($prefix, ".", stringify!($field)),
+                    concat!($( $d ),*),
+                ); )*
+                entries.0
+            }
+        }
+    };
+}
+
+namespace! {
+    /// Engine settings shared by every async function (`async_udf.*`).
+    AsyncUdfConfig = "async_udf" {
+        /// Maximum number of calls in flight at once in this SessionContext, over all
+        /// async functions of this crate, all partitions and all concurrent queries.
+        max_in_flight: ConfigNonZeroUsize = non_zero(64),
+        /// Rows per call for functions that take chunks of rows (per-row functions
+        /// such as http_get always use 1).
+        chunk_size: ConfigNonZeroUsize = non_zero(100),
+    }
+}
+
+namespace! {
+    /// Settings of the HTTP functions (`http.*`).
+    HttpConfig = "http" {
+        /// Time limit of one request in ms, from connecting until the whole body is
+        /// read (0 = no limit).
+        timeout_ms: u64 = 30_000,
+        /// What a failed row does: 'row' puts the error into the row's result,
+        /// 'fail' fails the query with an error naming the row and URL.
+        on_error: OnError = OnError::Row,
+        /// Largest response body read, in bytes; a longer body is cut off and the
+        /// row gets an error.
+        max_body_bytes: u64 = 10 * 1024 * 1024,
+    }
+}
+
+/// Adds both namespaces to `options` (keeping values already set).
+pub(crate) fn install(options: &mut ConfigOptions) {
+    if options.extensions.get::<AsyncUdfConfig>().is_none() {
+        options.extensions.insert(AsyncUdfConfig::default());
+    }
+    if options.extensions.get::<HttpConfig>().is_none() {
+        options.extensions.insert(HttpConfig::default());
+    }
+}
+
+/// Reads an extension from the options in force, or its defaults if it was never installed.
+pub(crate) fn get<T: ConfigExtension + Default + Clone>(options: &ConfigOptions) -> T {
+    options.extensions.get::<T>().cloned().unwrap_or_default()
+}
+
+/// What to do when one row's call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The error goes into that row's result; other rows are unaffected.
+    #[default]
+    Row,
+    /// The query fails with an error naming the row.
+    Fail,
+}
+
+impl FromStr for OnError {
+    type Err = DataFusionError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "row" => Ok(Self::Row),
+            "fail" => Ok(Self::Fail),
+            other => config_err!("on_error must be 'row' or 'fail', got '{other}'"),
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Row => "row",
+            Self::Fail => "fail",
+        })
+    }
+}
+
+impl ConfigField for OnError {
+    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
+        v.some(key, self, description);
+    }
+
+    fn set(&mut self, _key: &str, value: &str) -> Result<()> {
+        *self = value.parse()?;
+        Ok(())
+    }
+
+    fn reset(&mut self, _key: &str) -> Result<()> {
+        *self = Self::default();
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! The engine: runs one async call per row or per chunk of rows, many at once.
+//!
+//! It knows nothing of HTTP. A client (an HTTP function, a user closure,
+//! `map_in_batches`) hands it a list of work items and an async function; the
+//! engine admits items lazily while the shared [`Budget`] has room, and returns
+//! the results in input order.
+//!
+//! * **Budget scope.** One [`Budget`] per [`crate::register_all`] call, i.e. per
+//!   `SessionContext`. It bounds the calls in flight at once over *all* async
+//!   functions of this crate, all partitions of a query and all queries running
+//!   concurrently on that context. Its size is `async_udf.max_in_flight`, read at
+//!   execution time.
+//! * **Order.** Results are returned in input order whatever order calls finish in.
+//! * **Memory.** At most `max_in_flight` calls exist at a time: items not yet
+//!   admitted are not turned into futures.
+//! * **Cancellation.** Nothing is spawned: dropping the returned future (a
+//!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
+//!   first `Err` drops the rest.
+
+mod budget;
+mod chunks;
+mod ordered;
+
+pub use budget::Budget;
+pub use chunks::chunk_ranges;
+pub use ordered::map_ordered;

@@ -1,0 +1,117 @@
+//! Ordered, bounded, lazily admitted concurrent map.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use datafusion::common::{Result, internal_datafusion_err};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
+
+/// Calls `call` on every item with at most as many calls in flight as `semaphore`
+/// has permits (shared with every other user of that semaphore), and returns the
+/// results in input order.
+///
+/// An item is only turned into a future once a permit is held, so memory is bounded
+/// by the budget rather than by the number of items. The permit is released as soon
+/// as its call finishes; finished results waiting for a slower earlier item do not
+/// hold a permit. The first `Err` is returned at once and every other call in
+/// flight is dropped (cancelled).
+pub async fn map_ordered<I, T, F, Fut>(
+    semaphore: Arc<Semaphore>,
+    items: impl IntoIterator<Item = I>,
+    mut call: F,
+) -> Result<Vec<T>>
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut items = items.into_iter().enumerate();
+    let mut next = items.next();
+    let mut results: Vec<Option<T>> = Vec::new();
+    let mut in_flight = FuturesUnordered::new();
+
+    while next.is_some() || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some((index, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                results[index] = Some(result?);
+            }
+            permit = Arc::clone(&semaphore).acquire_owned(), if next.is_some() => {
+                let permit = permit.map_err(|e| internal_datafusion_err!("budget closed: {e}"))?;
+                if let Some((index, item)) = next.take() {
+                    results.push(None);
+                    let call = call(item);
+                    in_flight.push(async move {
+                        let result = call.await;
+                        drop(permit);
+                        (index, result)
+                    });
+                }
+                next = items.next();
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| internal_datafusion_err!("missing result")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use datafusion::common::exec_err;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_order_and_bounds_concurrency() {
+        let sem = Arc::new(Semaphore::new(3));
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let out = map_ordered(sem, 0..20u64, |i| {
+            let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                // later items finish sooner: completion order is reversed
+                tokio::time::sleep(Duration::from_millis(100 - i * 5)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok(i * 10)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(out, (0..20).map(|i| i * 10).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_error_stops_admission() {
+        let sem = Arc::new(Semaphore::new(2));
+        let started = Arc::new(AtomicUsize::new(0));
+        let err = map_ordered(sem, 0..100, |i| {
+            let started = Arc::clone(&started);
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if i == 3 { exec_err!("row {i} failed") } else { Ok(i) }
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("row 3 failed"), "{err}");
+        assert!(started.load(Ordering::SeqCst) <= 6);
+    }
+
+    #[tokio::test]
+    async fn empty_input() {
+        let out: Vec<u8> = map_ordered(Arc::new(Semaphore::new(1)), Vec::<u8>::new(), |i| async move { Ok(i) })
+            .await
+            .unwrap();
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,45 @@
+//! The result struct of the HTTP functions.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Builder, StringBuilder, StructArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Field, Fields};
+
+use super::request::Outcome;
+
+/// `STRUCT<status INT, body VARCHAR, error VARCHAR>`.
+pub fn return_type() -> DataType {
+    DataType::Struct(fields())
+}
+
+fn fields() -> Fields {
+    Fields::from(vec![
+        Field::new("status", DataType::Int32, true),
+        Field::new("body", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, true),
+    ])
+}
+
+/// Builds the result column; `None` rows (NULL url) are NULL structs.
+pub fn build(rows: &[Option<Outcome>]) -> ArrayRef {
+    let mut status = Int32Builder::with_capacity(rows.len());
+    let mut body = StringBuilder::new();
+    let mut error = StringBuilder::new();
+    for row in rows {
+        let o = row.as_ref();
+        status.append_option(o.and_then(|o| o.status).map(i32::from));
+        body.append_option(o.and_then(|o| o.body.as_deref()));
+        error.append_option(o.and_then(|o| o.error.as_deref()));
+    }
+    let nulls = NullBuffer::from_iter(rows.iter().map(Option::is_some));
+    Arc::new(StructArray::new(
+        fields(),
+        vec![
+            Arc::new(status.finish()),
+            Arc::new(body.finish()),
+            Arc::new(error.finish()),
+        ],
+        Some(nulls),
+    ))
+}

@@ -1,0 +1,83 @@
+//! # datafusion-async-udf
+//!
+//! Async, concurrent per-row functions for [Apache DataFusion]: call a slow external
+//! service once per row with many calls in flight, keep the row order, and land or
+//! discard the answers.
+//!
+//! * `http_get(url [, headers])`, `http_post(url, body [, headers])` — see [`http`].
+//! * The [engine](engine) behind them: chunked calls, one in-flight budget per
+//!   session shared by all partitions and queries, results in input order.
+//! * A [noop sink](noop): `COPY … STORED AS NOOP`, `STORED AS NOOP` tables for
+//!   `INSERT INTO`, and [`DataFrameNoopExt::write_noop`].
+//! * Settings in the `async_udf.` and `http.` namespaces — see [`config`].
+//! * A bundled [mock API](mock) for tests and demos (no network needed).
+//!
+//! One call registers everything on a `SessionContext`:
+//!
+//! ```no_run
+//! # async fn demo() -> datafusion::common::Result<()> {
+//! use datafusion::prelude::SessionContext;
+//!
+//! let ctx = SessionContext::new();
+//! datafusion_async_udf::register_all(&ctx)?;
+//! ctx.sql("SET async_udf.max_in_flight = 256").await?;
+//! let df = ctx
+//!     .sql("SELECT http_get('http://127.0.0.1:8089/v1/images/search')['status'] AS status")
+//!     .await?;
+//! df.show().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [Apache DataFusion]: https://datafusion.apache.org
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod mock;
+pub mod noop;
+mod runtime;
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::prelude::SessionContext;
+
+pub use config::{AsyncUdfConfig, HttpConfig, OnError};
+pub use noop::DataFrameNoopExt;
+pub use runtime::AsyncRuntime;
+
+/// Registers everything on `ctx`: the `async_udf.` and `http.` config namespaces,
+/// `http_get`, `http_post`, the JSON functions of `datafusion-functions-json`
+/// (`json_get_str`, `->>`, …), the `NOOP` file format (for `COPY`) and the `NOOP`
+/// table factory (for `CREATE EXTERNAL TABLE … STORED AS NOOP`).
+///
+/// Returns the session's [`AsyncRuntime`] (its in-flight budget and HTTP client).
+/// Calling it again on the same context keeps the runtime and the settings.
+pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
+    let runtime = {
+        let state_ref = ctx.state_ref();
+        let mut state = state_ref.write();
+        let session_config = state.config_mut();
+        config::install(session_config.options_mut());
+        let runtime = match session_config.get_extension::<AsyncRuntime>() {
+            Some(runtime) => runtime,
+            None => {
+                let runtime = Arc::new(AsyncRuntime::new());
+                session_config.set_extension(Arc::clone(&runtime));
+                runtime
+            }
+        };
+        state.register_file_format(Arc::new(noop::NoopFormatFactory), true)?;
+        state
+            .table_factories_mut()
+            .insert("NOOP".to_string(), Arc::new(noop::NoopTableFactory));
+        datafusion_functions_json::register_all(&mut *state)?;
+        runtime
+    };
+    for kind in [http::Kind::Get, http::Kind::Post] {
+        ctx.register_udf(http::HttpFunc::udf(kind, Arc::clone(&runtime)));
+    }
+    Ok(runtime)
+}

@@ -1,0 +1,132 @@
+//! The bundled mock API: a loopback HTTP service imitating TheCatAPI.
+//!
+//! Routes (every route honours `?latency_ms=N`, overriding the configured latency):
+//! * `GET /v1/images/search[?id=X&limit=N]` — a JSON array of N (default 1) images
+//!   `{"breeds": [], "id", "url", "width", "height"}`, like TheCatAPI;
+//!   `id` defaults to a fresh one per request.
+//! * `ANY /echo` — `{"method", "path", "query", "headers", "body"}` of the request.
+//! * `GET /status/{code}` — that status, body `status {code}`.
+//! * `GET /stats` — the [`MockStats`] counters as JSON.
+//!
+//! It binds 127.0.0.1 only. Tests start it in-process on port 0 with
+//! [`MockApi::start`]; `dfasync mock-api --port 8089 --latency-ms 350` runs it
+//! from the command line.
+
+mod routes;
+mod stats;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpSocket;
+use tokio::sync::oneshot;
+
+pub use stats::MockStats;
+
+/// How the mock behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MockConfig {
+    /// Delay before every response (unless the request says `latency_ms`).
+    pub latency: Duration,
+}
+
+impl MockConfig {
+    /// A mock answering after `latency`.
+    pub const fn with_latency(latency: Duration) -> Self {
+        Self { latency }
+    }
+}
+
+/// A running mock API; stops when dropped.
+#[derive(Debug)]
+pub struct MockApi {
+    addr: SocketAddr,
+    state: Arc<routes::State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<io::Result<()>>>,
+}
+
+impl MockApi {
+    /// Starts on 127.0.0.1 with an ephemeral port (for tests).
+    pub async fn start(config: MockConfig) -> io::Result<Self> {
+        Self::start_on(0, config).await
+    }
+
+    /// Starts on 127.0.0.1:`port` (0 = any free port).
+    pub async fn start_on(port: u16, config: MockConfig) -> io::Result<Self> {
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        // a deep backlog: benchmarks open a thousand connections at once
+        let listener = socket.listen(4096)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(routes::State::new(config));
+        let app = routes::router(Arc::clone(&state));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url())
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> MockStats {
+        self.state.counters.snapshot()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&self) {
+        self.state.counters.reset();
+    }
+
+    /// Serves until the process is interrupted (Ctrl-C).
+    pub async fn run_until_ctrl_c(mut self) -> io::Result<()> {
+        tokio::signal::ctrl_c().await?;
+        self.stop().await
+    }
+
+    /// Stops accepting and waits for the server task.
+    pub async fn stop(&mut self) -> io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

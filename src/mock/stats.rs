@@ -1,0 +1,86 @@
+//! Request counters of the mock API.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, updated by the handlers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    completed: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MockStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Requests whose response was produced (not cut off by the client).
+    pub completed: u64,
+    /// Requests being handled now.
+    pub in_flight: u64,
+    /// Largest number of requests handled at once since start or the last reset.
+    pub peak_in_flight: u64,
+}
+
+/// Marks one request in flight until dropped (also when the client goes away).
+pub(crate) struct InFlight<'a>(&'a Counters);
+
+impl Counters {
+    pub(crate) fn begin(&self) -> InFlight<'_> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    pub(crate) fn snapshot(&self) -> MockStats {
+        MockStats {
+            requests: self.requests.load(Ordering::SeqCst),
+            completed: self.completed.load(Ordering::SeqCst),
+            in_flight: self.in_flight.load(Ordering::SeqCst),
+            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Zeroes the totals; the peak restarts from the requests in flight now.
+    pub(crate) fn reset(&self) {
+        self.requests.store(0, Ordering::SeqCst);
+        self.completed.store(0, Ordering::SeqCst);
+        self.peak_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl InFlight<'_> {
+    /// The response is ready.
+    pub(crate) fn complete(self) {
+        self.0.completed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_and_in_flight() {
+        let c = Counters::default();
+        let a = c.begin();
+        let b = c.begin();
+        assert_eq!(c.snapshot().peak_in_flight, 2);
+        a.complete();
+        drop(b);
+        let s = c.snapshot();
+        assert_eq!((s.requests, s.completed, s.in_flight, s.peak_in_flight), (2, 1, 0, 2));
+        c.reset();
+        assert_eq!(c.snapshot(), MockStats::default());
+    }
+}

@@ -1,0 +1,22 @@
+//! The noop sink: runs the whole query, counts the rows, writes nothing.
+//!
+//! Three ways in, one sink ([`NoopSink`]):
+//! * `COPY (query) TO 'anything' STORED AS NOOP` returns the row count;
+//! * `CREATE EXTERNAL TABLE t (...) STORED AS NOOP LOCATION 'noop://'`, then
+//!   `INSERT INTO t SELECT …` returns the row count (reading `t` gives no rows);
+//! * [`DataFrameNoopExt::write_noop`] on a DataFrame returns the row count.
+//!
+//! Every partition of the input is consumed (DataFusion merges them into the sink).
+
+mod dataframe;
+mod format;
+mod sink;
+mod table;
+
+pub use dataframe::DataFrameNoopExt;
+pub use format::{NoopFormat, NoopFormatFactory};
+pub use sink::NoopSink;
+pub use table::{NoopTable, NoopTableFactory};
+
+/// The name used after `STORED AS`.
+pub const FORMAT_NAME: &str = "noop";

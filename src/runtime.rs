@@ -1,0 +1,44 @@
+//! What one `SessionContext` shares between the functions registered on it.
+
+use crate::engine::Budget;
+
+/// Per-session shared state: the in-flight [`Budget`] and the HTTP client
+/// (one connection pool). Created by [`crate::register_all`] and stored in the
+/// session config, so functions registered later find the same one with
+/// [`AsyncRuntime::of`].
+#[derive(Debug)]
+pub struct AsyncRuntime {
+    budget: Budget,
+    http: reqwest::Client,
+}
+
+impl AsyncRuntime {
+    /// A runtime with its own budget and connection pool.
+    pub fn new() -> Self {
+        Self {
+            budget: Budget::default(),
+            http: crate::http::client(),
+        }
+    }
+
+    /// The in-flight budget shared by all async functions of the session.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The runtime registered on `ctx` by [`crate::register_all`], if any.
+    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<std::sync::Arc<Self>> {
+        ctx.state_ref().read().config().get_extension::<Self>()
+    }
+}
+
+impl Default for AsyncRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,143 @@
+//! `dfasync` as a process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+fn dfasync() -> Command {
+    Command::cargo_bin("dfasync").unwrap()
+}
+
+/// Runs a blocking command without stalling the runtime that serves the mock.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_calls_the_api() {
+    let api = common::mock(0).await;
+    let sql = format!(
+        "SELECT http_get('{}')['status'] AS status",
+        api.url("/v1/images/search")
+    );
+    blocking(move || {
+        dfasync()
+            .args(["-q", "--format", "csv", "-c", &sql])
+            .assert()
+            .success()
+            .stdout(contains("status\n200\n"));
+    })
+    .await;
+    assert_eq!(api.stats().requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_functions_noop_and_set_are_registered() {
+    let api = common::mock(0).await;
+    let url = api.url("/v1/images/search");
+    let sql = vec![
+        "SET async_udf.max_in_flight = 5".to_string(),
+        format!(
+            "SELECT json_get_str(http_get('{url}?id=c' || value)['body'], 0, 'id') AS id \
+             FROM generate_series(1, 3)"
+        ),
+        format!("COPY (SELECT http_get('{url}') FROM generate_series(1, 9)) TO 'x' STORED AS NOOP"),
+    ];
+    blocking(move || {
+        dfasync()
+            .args(["-q", "--format", "csv", "-c"])
+            .args(&sql)
+            .assert()
+            .success()
+            .stdout(contains("id\nc1\nc2\nc3\n"))
+            .stdout(contains("count\n9\n"));
+    })
+    .await;
+    assert_eq!(api.stats().requests, 12);
+}
+
+#[tokio::test]
+async fn plan_error_names_function_and_argument() {
+    blocking(|| {
+        dfasync()
+            .args(["-q", "-c", "SELECT http_get(42)"])
+            .assert()
+            .failure()
+            .stdout(contains("http_get: argument 1 (url) must be VARCHAR, got Int64"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn maxrows_and_format_flags() {
+    blocking(|| {
+        dfasync()
+            .args(["-q", "--maxrows", "2", "-c", "SELECT * FROM generate_series(1, 5)"])
+            .assert()
+            .success()
+            .stdout(contains("| 2     |\n| .     |"))
+            .stdout(contains("| 3").not());
+        dfasync()
+            .args(["-q", "--format", "json", "-c", "SELECT 7 AS n"])
+            .assert()
+            .success()
+            .stdout(contains("[{\"n\":7}]"));
+    })
+    .await;
+}
+
+/// `sql/cats.sql` as the README runs it, against a mock on a free port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cats_sql_file_runs() {
+    let api = common::mock(20).await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/cats.sql")).unwrap();
+    assert!(text.contains("http://127.0.0.1:8089"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cats.sql");
+    std::fs::write(&file, text.replace("http://127.0.0.1:8089", &api.base_url())).unwrap();
+    blocking(move || {
+        dfasync()
+            .args(["-q", "-f"])
+            .arg(&file)
+            .assert()
+            .success()
+            .stdout(contains("1000"));
+    })
+    .await;
+    assert!(api.stats().requests >= 1000);
+}
+
+/// `dfasync mock-api` serves until killed.
+#[tokio::test]
+async fn mock_api_subcommand_serves() {
+    let bin = assert_cmd::cargo::cargo_bin("dfasync");
+    let mut child = std::process::Command::new(bin)
+        .args(["mock-api", "--port", "0", "--latency-ms", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let body = reqwest::get(format!("{base}/v1/images/search?id=zz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["id"], "zz");
+    assert!(v[0]["width"].as_u64().unwrap() > 0);
+    assert_eq!(v[0]["breeds"], serde_json::json!([]));
+}

@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use datafusion::common::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_async_udf::mock::{MockApi, MockConfig};
+
+/// A context with everything registered.
+pub fn context() -> SessionContext {
+    context_with(SessionConfig::new())
+}
+
+pub fn context_with(config: SessionConfig) -> SessionContext {
+    let ctx = SessionContext::new_with_config(config.with_information_schema(true));
+    datafusion_async_udf::register_all(&ctx).expect("register_all");
+    ctx
+}
+
+/// The mock API on 127.0.0.1:0 answering after `latency_ms`.
+pub async fn mock(latency_ms: u64) -> MockApi {
+    MockApi::start(MockConfig::with_latency(Duration::from_millis(latency_ms)))
+        .await
+        .expect("mock API starts")
+}
+
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// Runs a statement whose result is one row with one integer (a count).
+pub async fn count(ctx: &SessionContext, sql: &str) -> u64 {
+    let batches = run(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
+    let col = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::UInt64).unwrap();
+    col.as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .unwrap()
+        .value(0)
+}
