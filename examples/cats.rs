@@ -33,8 +33,17 @@ struct Row {
     peak: u64,
 }
 
-async fn run(ctx: &SessionContext, api: &MockApi, latency: Duration, calls: usize, in_flight: usize) -> Result<Row> {
-    ctx.sql(&format!("SET async_udf.max_in_flight = {in_flight}")).await?.collect().await?;
+async fn run(
+    ctx: &SessionContext,
+    api: &MockApi,
+    latency: Duration,
+    calls: usize,
+    in_flight: usize,
+) -> Result<Row> {
+    ctx.sql(&format!("SET async_udf.max_in_flight = {in_flight}"))
+        .await?
+        .collect()
+        .await?;
     api.reset_stats();
     let sql = format!(
         "COPY (SELECT http_get('{}?n=' || value) AS r FROM generate_series(1, {calls})) \
@@ -46,7 +55,10 @@ async fn run(ctx: &SessionContext, api: &MockApi, latency: Duration, calls: usiz
     let wall = start.elapsed();
     let rows = arrow::util::pretty::pretty_format_batches(&out)?.to_string();
     let stats = api.stats();
-    assert!(rows.contains(&calls.to_string()), "noop sink counted {rows}");
+    assert!(
+        rows.contains(&calls.to_string()),
+        "noop sink counted {rows}"
+    );
     assert_eq!(stats.completed, calls as u64, "every call answered");
     let waves = calls.div_ceil(in_flight) as u32;
     Ok(Row {
@@ -72,7 +84,10 @@ async fn main() -> Result<()> {
     );
 
     let mut rows = vec![run(&ctx, &api, latency, args.serial_calls, 1).await?];
-    rows[0].approach = format!("serial, max_in_flight = 1 (small N = {})", args.serial_calls);
+    rows[0].approach = format!(
+        "serial, max_in_flight = 1 (small N = {})",
+        args.serial_calls
+    );
     for in_flight in [64, args.calls] {
         rows.push(run(&ctx, &api, latency, args.calls, in_flight).await?);
     }
@@ -82,7 +97,10 @@ async fn main() -> Result<()> {
         "| {:<44} | {:>5} | {:>9} | {:>9} | {:>8} | {:>11} | {:>5} |",
         "approach", "calls", "wall (s)", "calls/s", "speed-up", "ideal/wall", "peak"
     );
-    println!("|{:-<46}|{:->7}|{:->11}|{:->11}|{:->10}|{:->13}|{:->7}|", "", "", "", "", "", "", "");
+    println!(
+        "|{:-<46}|{:->7}|{:->11}|{:->11}|{:->10}|{:->13}|{:->7}|",
+        "", "", "", "", "", "", ""
+    );
     for r in &rows {
         let rate = r.calls as f64 / r.wall.as_secs_f64();
         println!(

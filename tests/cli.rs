@@ -68,7 +68,9 @@ async fn plan_error_names_function_and_argument() {
             .args(["-q", "-c", "SELECT http_get(42)"])
             .assert()
             .failure()
-            .stdout(contains("http_get: argument 1 (url) must be VARCHAR, got Int64"));
+            .stdout(contains(
+                "http_get: argument 1 (url) must be VARCHAR, got Int64",
+            ));
     })
     .await;
 }
@@ -77,7 +79,13 @@ async fn plan_error_names_function_and_argument() {
 async fn maxrows_and_format_flags() {
     blocking(|| {
         dfasync()
-            .args(["-q", "--maxrows", "2", "-c", "SELECT * FROM generate_series(1, 5)"])
+            .args([
+                "-q",
+                "--maxrows",
+                "2",
+                "-c",
+                "SELECT * FROM generate_series(1, 5)",
+            ])
             .assert()
             .success()
             .stdout(contains("| 2     |\n| .     |"))
@@ -95,11 +103,16 @@ async fn maxrows_and_format_flags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cats_sql_file_runs() {
     let api = common::mock(20).await;
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/cats.sql")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/cats.sql")).unwrap();
     assert!(text.contains("http://127.0.0.1:8089"));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cats.sql");
-    std::fs::write(&file, text.replace("http://127.0.0.1:8089", &api.base_url())).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("http://127.0.0.1:8089", &api.base_url()),
+    )
+    .unwrap();
     blocking(move || {
         dfasync()
             .args(["-q", "-f"])
@@ -122,7 +135,9 @@ async fn mock_api_subcommand_serves() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let base = line
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))

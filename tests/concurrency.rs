@@ -60,22 +60,32 @@ fn partitioned_table(partitions: usize, rows_each: i64) -> MemTable {
 async fn budget_is_shared_by_all_partitions() {
     let api = mock(100).await;
     let ctx = context_with(SessionConfig::new().with_target_partitions(4));
-    ctx.register_table("t", Arc::new(partitioned_table(4, 100))).unwrap();
+    ctx.register_table("t", Arc::new(partitioned_table(4, 100)))
+        .unwrap();
     run(&ctx, "SET async_udf.max_in_flight = 16").await.unwrap();
 
     let url = api.url("/v1/images/search");
     let df = ctx
-        .sql(&format!("SELECT id, http_get('{url}?id=' || id) AS r FROM t"))
+        .sql(&format!(
+            "SELECT id, http_get('{url}?id=' || id) AS r FROM t"
+        ))
         .await
         .unwrap();
     let plan = df.clone().create_physical_plan().await.unwrap();
-    assert_eq!(plan.output_partitioning().partition_count(), 4, "4 partitions run at once");
+    assert_eq!(
+        plan.output_partitioning().partition_count(),
+        4,
+        "4 partitions run at once"
+    );
     assert_eq!(df.write_noop().await.unwrap(), 400);
 
     let stats = api.stats();
     assert_eq!(stats.requests, 400);
     // per-partition budgets would let 4 × 16 calls fly
-    assert_eq!(stats.peak_in_flight, 16, "never above max_in_flight, and reaches it");
+    assert_eq!(
+        stats.peak_in_flight, 16,
+        "never above max_in_flight, and reaches it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +95,9 @@ async fn set_between_queries_resizes_the_budget() {
     let url = api.url("/v1/images/search");
     for limit in [8u64, 32] {
         api.reset_stats();
-        run(&ctx, &format!("SET async_udf.max_in_flight = {limit}")).await.unwrap();
+        run(&ctx, &format!("SET async_udf.max_in_flight = {limit}"))
+            .await
+            .unwrap();
         assert_eq!(count(&ctx, &copy_series(&url, 100)).await, 100);
         assert_eq!(api.stats().peak_in_flight, limit);
     }
@@ -116,7 +128,11 @@ async fn dropping_the_query_stops_every_call() {
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     while api.stats().in_flight < 10 {
-        assert!(Instant::now() < deadline, "calls never started: {:?}", api.stats());
+        assert!(
+            Instant::now() < deadline,
+            "calls never started: {:?}",
+            api.stats()
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -124,7 +140,11 @@ async fn dropping_the_query_stops_every_call() {
     assert!(query.await.unwrap_err().is_cancelled());
     // the server sees the connections close and its handlers dropped
     while api.stats().in_flight > 0 {
-        assert!(Instant::now() < deadline, "calls still in flight: {:?}", api.stats());
+        assert!(
+            Instant::now() < deadline,
+            "calls still in flight: {:?}",
+            api.stats()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stats = api.stats();

@@ -17,7 +17,13 @@ async fn write_noop_consumes_every_partition() {
     let ctx = context_with(SessionConfig::new().with_target_partitions(3));
     let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
     let part = |n: i64| {
-        vec![RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..n))]).unwrap()]
+        vec![
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(0..n))],
+            )
+            .unwrap(),
+        ]
     };
     let table = MemTable::try_new(Arc::clone(&schema), vec![part(10), part(200), part(3)]).unwrap();
     ctx.register_table("t", Arc::new(table)).unwrap();
@@ -33,7 +39,9 @@ async fn write_noop_runs_the_calls() {
     let ctx = context();
     let url = api.url("/status/200");
     let df = ctx
-        .sql(&format!("SELECT http_get('{url}?n=' || value) FROM generate_series(1, 42)"))
+        .sql(&format!(
+            "SELECT http_get('{url}?n=' || value) FROM generate_series(1, 42)"
+        ))
         .await
         .unwrap();
     assert_eq!(df.write_noop().await.unwrap(), 42);
@@ -56,7 +64,10 @@ async fn copy_and_insert_write_nothing() {
     ))
     .await
     .unwrap();
-    assert_eq!(count(&ctx, "INSERT INTO s SELECT * FROM generate_series(1, 10)").await, 10);
+    assert_eq!(
+        count(&ctx, "INSERT INTO s SELECT * FROM generate_series(1, 10)").await,
+        10
+    );
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -43,7 +43,11 @@ impl AsyncDB for Db {
         if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
         let options = FormatOptions::default().with_null("NULL");
         let mut rows = Vec::new();
         for batch in &batches {
@@ -58,7 +62,11 @@ impl AsyncDB for Db {
                         .iter()
                         .map(|f| {
                             let s = f.value(row).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );
@@ -94,7 +102,12 @@ fn explain_rows(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
         out.push(vec![row[0].clone()]);
         for (i, line) in row[1].lines().enumerate() {
             let indent = line.len() - line.trim_start().len();
-            out.push(vec![format!("{:02}){}{}", i + 1, "-".repeat(indent), line.trim_start())]);
+            out.push(vec![format!(
+                "{:02}){}{}",
+                i + 1,
+                "-".repeat(indent),
+                line.trim_start()
+            )]);
         }
     }
     out
@@ -102,7 +115,10 @@ fn explain_rows(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
 
 fn slt_files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("sql/ exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -118,7 +134,9 @@ fn slt_files() -> Vec<PathBuf> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mock = MockApi::start(MockConfig::default()).await.expect("mock API starts");
+    let mock = MockApi::start(MockConfig::default())
+        .await
+        .expect("mock API starts");
     let mut failures = Vec::new();
     let files = slt_files();
     assert!(!files.is_empty(), "no .slt files found under sql/");
@@ -140,7 +158,10 @@ async fn main() {
         }
     }
     if !failures.is_empty() {
-        eprintln!("{} sqllogictest file(s) failed: {failures:?}", failures.len());
+        eprintln!(
+            "{} sqllogictest file(s) failed: {failures:?}",
+            failures.len()
+        );
         std::process::exit(1);
     }
 }

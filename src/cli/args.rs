@@ -49,7 +49,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = PrintFormat::Automatic)]
     pub format: PrintFormat,
 
-    #[arg(short, long, help = "Reduce printing other than the results and work quietly")]
+    #[arg(
+        short,
+        long,
+        help = "Reduce printing other than the results and work quietly"
+    )]
     pub quiet: bool,
 
     #[arg(

@@ -98,7 +98,11 @@ mod tests {
             async move {
                 started.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                if i == 3 { exec_err!("row {i} failed") } else { Ok(i) }
+                if i == 3 {
+                    exec_err!("row {i} failed")
+                } else {
+                    Ok(i)
+                }
             }
         })
         .await
@@ -109,9 +113,13 @@ mod tests {
 
     #[tokio::test]
     async fn empty_input() {
-        let out: Vec<u8> = map_ordered(Arc::new(Semaphore::new(1)), Vec::<u8>::new(), |i| async move { Ok(i) })
-            .await
-            .unwrap();
+        let out: Vec<u8> = map_ordered(
+            Arc::new(Semaphore::new(1)),
+            Vec::<u8>::new(),
+            |i| async move { Ok(i) },
+        )
+        .await
+        .unwrap();
         assert!(out.is_empty());
     }
 }

@@ -8,8 +8,8 @@ use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::ColumnarValue;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::request::{Request, parse_url};
 use super::Kind;
+use super::request::{Request, parse_url};
 
 /// The parameter names, in order, for error messages.
 fn params(kind: Kind) -> &'static [&'static str] {
@@ -99,9 +99,7 @@ impl RowArgs {
             Kind::Post => (Some(to_strings(&args[1], rows)?), args.get(2)),
         };
         let headers = match headers {
-            Some(h) if h.data_type() != DataType::Null => {
-                Some(h.to_array(rows)?.as_map().clone())
-            }
+            Some(h) if h.data_type() != DataType::Null => Some(h.to_array(rows)?.as_map().clone()),
             _ => None,
         };
         if urls.len() != rows {
@@ -128,10 +126,13 @@ impl RowArgs {
     /// The request of row `i`, or why it cannot be made.
     pub fn request(&self, i: usize) -> Result<Request, String> {
         let url = parse_url(self.urls.value(i))?;
-        let body = self
-            .bodies
-            .as_ref()
-            .map(|b| if b.is_valid(i) { b.value(i).to_string() } else { String::new() });
+        let body = self.bodies.as_ref().map(|b| {
+            if b.is_valid(i) {
+                b.value(i).to_string()
+            } else {
+                String::new()
+            }
+        });
         Ok(Request {
             method: self.kind.method(),
             url,
@@ -186,22 +187,55 @@ mod tests {
     #[test]
     fn plan_errors_name_function_and_argument() {
         assert!(check(Kind::Get, &[DataType::Utf8]).is_ok());
-        assert!(check(Kind::Get, &[DataType::Utf8View, map_of(DataType::Utf8, DataType::Utf8)]).is_ok());
+        assert!(
+            check(
+                Kind::Get,
+                &[DataType::Utf8View, map_of(DataType::Utf8, DataType::Utf8)]
+            )
+            .is_ok()
+        );
         assert!(check(Kind::Post, &[DataType::Utf8, DataType::Null]).is_ok());
 
         let e = check(Kind::Get, &[]).unwrap_err().to_string();
-        assert!(e.contains("http_get expects http_get(url [, headers]), got 0"), "{e}");
-        let e = check(Kind::Get, &[DataType::Int64]).unwrap_err().to_string();
-        assert!(e.contains("http_get: argument 1 (url) must be VARCHAR, got Int64"), "{e}");
-        let e = check(Kind::Get, &[DataType::Utf8, DataType::Utf8]).unwrap_err().to_string();
-        assert!(e.contains("argument 2 (headers) must be MAP"), "{e}");
-        let e = check(Kind::Post, &[DataType::Utf8]).unwrap_err().to_string();
-        assert!(e.contains("http_post expects http_post(url, body [, headers]), got 1"), "{e}");
-        let e = check(Kind::Post, &[DataType::Utf8, DataType::Int32]).unwrap_err().to_string();
-        assert!(e.contains("http_post: argument 2 (body) must be VARCHAR"), "{e}");
-        let e = check(Kind::Post, &[DataType::Utf8, DataType::Utf8, map_of(DataType::Utf8, DataType::Int32)])
+        assert!(
+            e.contains("http_get expects http_get(url [, headers]), got 0"),
+            "{e}"
+        );
+        let e = check(Kind::Get, &[DataType::Int64])
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("http_get: argument 1 (url) must be VARCHAR, got Int64"),
+            "{e}"
+        );
+        let e = check(Kind::Get, &[DataType::Utf8, DataType::Utf8])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("argument 2 (headers) must be MAP"), "{e}");
+        let e = check(Kind::Post, &[DataType::Utf8])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http_post expects http_post(url, body [, headers]), got 1"),
+            "{e}"
+        );
+        let e = check(Kind::Post, &[DataType::Utf8, DataType::Int32])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http_post: argument 2 (body) must be VARCHAR"),
+            "{e}"
+        );
+        let e = check(
+            Kind::Post,
+            &[
+                DataType::Utf8,
+                DataType::Utf8,
+                map_of(DataType::Utf8, DataType::Int32),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("argument 3 (headers)"), "{e}");
     }
 }

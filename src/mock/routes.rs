@@ -24,7 +24,9 @@ pub(crate) struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("config", &self.config).finish()
+        f.debug_struct("State")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -63,9 +65,9 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 
 /// A deterministic small hash, for image sizes.
 fn spread(id: &str, modulo: u64) -> u64 {
-    id.bytes()
-        .fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211))
-        % modulo
+    id.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1099511628211)
+    }) % modulo
 }
 
 fn image(id: &str) -> Value {
@@ -91,7 +93,10 @@ async fn search(Extract(state): Shared, Query(query): Params) -> Response {
             let id = match query.get("id") {
                 Some(id) if limit == 1 => id.clone(),
                 Some(id) => format!("{id}-{k}"),
-                None => format!("{:x}", state.next_id.fetch_add(1, Ordering::Relaxed) + 0x1000),
+                None => format!(
+                    "{:x}",
+                    state.next_id.fetch_add(1, Ordering::Relaxed) + 0x1000
+                ),
             };
             image(&id)
         })
@@ -112,7 +117,12 @@ async fn echo(
     state.delay(&query).await;
     let headers: BTreeMap<String, String> = headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let reply = json!({
         "method": method.as_str(),

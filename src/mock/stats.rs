@@ -79,7 +79,10 @@ mod tests {
         a.complete();
         drop(b);
         let s = c.snapshot();
-        assert_eq!((s.requests, s.completed, s.in_flight, s.peak_in_flight), (2, 1, 0, 2));
+        assert_eq!(
+            (s.requests, s.completed, s.in_flight, s.peak_in_flight),
+            (2, 1, 0, 2)
+        );
         c.reset();
         assert_eq!(c.snapshot(), MockStats::default());
     }

@@ -1,0 +1,67 @@
+//! README.md stays true: its Rust example is `examples/embed.rs` verbatim, and every
+//! statement of its SQL examples runs against the mock API.
+
+mod common;
+
+const README: &str = include_str!("../README.md");
+
+/// The fenced blocks of `lang` in the README.
+fn blocks(lang: &str) -> Vec<String> {
+    let fence = format!("```{lang}\n");
+    let mut out = Vec::new();
+    let mut rest = README;
+    while let Some(start) = rest.find(&fence) {
+        let body = &rest[start + fence.len()..];
+        let end = body.find("\n```\n").expect("closed fence");
+        out.push(body[..=end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+#[test]
+fn rust_example_is_examples_embed() {
+    let rust = blocks("rust");
+    assert_eq!(rust.len(), 1, "one Rust example");
+    let embed = include_str!("../examples/embed.rs");
+    assert_eq!(
+        rust[0], embed,
+        "README's Rust block must equal examples/embed.rs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_examples_run() {
+    let api = common::mock(0).await;
+    let ctx = common::context();
+    let sql = blocks("sql");
+    assert!(!sql.is_empty());
+    let mut ran = 0;
+    for block in sql {
+        let block = block.replace("http://127.0.0.1:8089", &api.base_url());
+        for statement in block.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+            let batches = common::run(&ctx, statement)
+                .await
+                .unwrap_or_else(|e| panic!("README statement failed: {statement}\n{e}"));
+            let text = arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            assert!(!text.contains("error: "), "{statement}\n{text}");
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8, "ran {ran} statements");
+    assert!(api.stats().requests >= 2100);
+}
+
+#[test]
+fn two_setup_commands_are_documented() {
+    let sh = blocks("sh");
+    assert!(sh[0].contains("cargo run --release --example cats"));
+    assert!(sh[0].contains("cargo test"));
+    let ci = include_str!("../.ci/run");
+    assert!(
+        ci.contains("cargo test"),
+        ".ci/run runs README's test command"
+    );
+}
