@@ -116,6 +116,9 @@ namespace! {
         /// Rows per call for functions that take chunks of rows (per-row functions
         /// such as http_get always use 1).
         chunk_size: ConfigNonZeroUsize = non_zero(100),
+        /// What a failed row of a user function does: 'row' makes it NULL (or fills
+        /// its error field), 'fail' fails the query naming the function and row.
+        on_error: OnError = OnError::Row,
     }
 }
 

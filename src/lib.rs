@@ -38,6 +38,7 @@ pub mod http;
 pub mod mock;
 pub mod noop;
 mod runtime;
+pub mod udf;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ use datafusion::prelude::SessionContext;
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
 pub use noop::DataFrameNoopExt;
 pub use runtime::AsyncRuntime;
+pub use udf::{AsyncFn, ChunkContext};
 
 /// Registers everything on `ctx`: the `async_udf.` and `http.` config namespaces,
 /// `http_get`, `http_post`, the JSON functions of `datafusion-functions-json`

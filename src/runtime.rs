@@ -31,6 +31,17 @@ impl AsyncRuntime {
         &self.http
     }
 
+    /// The runtime of `ctx`, or a plan error if [`crate::register_all`] was not called.
+    pub fn require(
+        ctx: &datafusion::prelude::SessionContext,
+    ) -> datafusion::common::Result<std::sync::Arc<Self>> {
+        Self::of(ctx).ok_or_else(|| {
+            datafusion::common::plan_datafusion_err!(
+                "call datafusion_async_udf::register_all(&ctx) before registering async functions"
+            )
+        })
+    }
+
     /// The runtime registered on `ctx` by [`crate::register_all`], if any.
     pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<std::sync::Arc<Self>> {
         ctx.state_ref().read().config().get_extension::<Self>()

@@ -19,8 +19,10 @@
 
 mod budget;
 mod chunks;
+mod context;
 mod ordered;
 
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
+pub use context::ChunkContext;
 pub use ordered::map_ordered;

@@ -1,0 +1,202 @@
+//! The two ways a typed function is called: per row or per chunk of rows. Both run
+//! on the engine and only differ in what one call gets.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use datafusion::common::{Result, exec_err};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::convert::{from_array, to_array};
+use crate::config::OnError;
+use crate::engine::{ChunkContext, chunk_ranges, map_ordered};
+
+/// One evaluation: the session's budget and settings, and where the rows sit in
+/// the batch (for error messages).
+pub(crate) struct Run<'a> {
+    pub name: &'a str,
+    pub semaphore: Arc<Semaphore>,
+    pub chunk_size: usize,
+    pub on_error: OnError,
+    /// Batch row of each input row (the input holds only non-NULL rows).
+    pub positions: &'a [usize],
+}
+
+impl Run<'_> {
+    /// Under `'row'` a failure becomes that row's error; under `'fail'` the query's.
+    fn failure(&self, first_row: usize, what: &str, error: impl Display) -> Result<String> {
+        match self.on_error {
+            OnError::Row => Ok(error.to_string()),
+            OnError::Fail => exec_err!(
+                "{}: {what} (row {} of the batch) failed: {error}",
+                self.name,
+                self.positions[first_row]
+            ),
+        }
+    }
+}
+
+/// Outputs for the input rows: values (NULL where a row failed) and each row's error.
+pub(crate) struct Outputs {
+    pub values: ArrayRef,
+    pub errors: Vec<Option<String>>,
+}
+
+fn outputs<O: Serialize>(results: Vec<Result<O, String>>, output: &DataType) -> Result<Outputs> {
+    let mut values = Vec::with_capacity(results.len());
+    let mut errors = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(v) => {
+                values.push(Some(v));
+                errors.push(None);
+            }
+            Err(e) => {
+                values.push(None);
+                errors.push(Some(e));
+            }
+        }
+    }
+    Ok(Outputs {
+        values: to_array(values, output)?,
+        errors,
+    })
+}
+
+/// A typed function with its Rust types erased.
+#[async_trait]
+pub(crate) trait Kernel: Send + Sync {
+    async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs>;
+}
+
+/// `|row| async { … }`: one call per row.
+pub(crate) struct RowKernel<I, O, F> {
+    pub f: F,
+    pub input: DataType,
+    pub output: DataType,
+    pub types: PhantomData<fn(I) -> O>,
+}
+
+#[async_trait]
+impl<I, O, E, F, Fut> Kernel for RowKernel<I, O, F>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+{
+    async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs> {
+        let inputs: Vec<I> = from_array(&rows, &self.input)?;
+        let run = &run;
+        let results = map_ordered(
+            Arc::clone(&run.semaphore),
+            inputs.into_iter().enumerate(),
+            |(k, input)| {
+                let call = (self.f)(input);
+                async move {
+                    match call.await {
+                        Ok(out) => Ok(Ok(out)),
+                        Err(e) => run.failure(k, "call", e).map(Err),
+                    }
+                }
+            },
+        )
+        .await?;
+        outputs(results, &self.output)
+    }
+}
+
+/// `|rows, context| async { … }`: one call per chunk of up to `chunk_size` rows,
+/// returning one value per row.
+pub(crate) struct ChunkKernel<I, O, F> {
+    pub f: F,
+    pub input: DataType,
+    pub output: DataType,
+    pub types: PhantomData<fn(I) -> O>,
+}
+
+/// Moves `items` into chunks of `size`, each with its context.
+fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, Vec<I>)> {
+    let ranges: Vec<_> = chunk_ranges(items.len(), size).collect();
+    let mut items = items.into_iter();
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(chunk_index, rows)| {
+            let chunk = items.by_ref().take(rows.len()).collect();
+            let cx = ChunkContext {
+                partition_index: None,
+                chunk_index,
+                rows,
+            };
+            (cx, chunk)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl<I, O, E, F, Fut> Kernel for ChunkKernel<I, O, F>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+    F: Fn(Vec<I>, ChunkContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
+{
+    async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs> {
+        let inputs: Vec<I> = from_array(&rows, &self.input)?;
+        let run = &run;
+        let chunks = into_chunks(inputs, run.chunk_size);
+        let results = map_ordered(Arc::clone(&run.semaphore), chunks, |(cx, chunk)| {
+            let n = chunk.len();
+            let call = (self.f)(chunk, cx.clone());
+            async move {
+                let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
+                match call.await {
+                    Ok(out) if out.len() == n => Ok(out.into_iter().map(Ok).collect::<Vec<_>>()),
+                    Ok(out) => exec_err!(
+                        "{}: {what} returned {} values for {n} rows; a chunk function must return one value per row",
+                        run.name,
+                        out.len()
+                    ),
+                    Err(e) => {
+                        let msg = run.failure(cx.rows.start, &what, e)?;
+                        Ok((0..n).map(|_| Err(msg.clone())).collect())
+                    }
+                }
+            }
+        })
+        .await?;
+        outputs(results.into_iter().flatten().collect(), &self.output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_order_and_ranges() {
+        let chunks = into_chunks((0..7).collect(), 3);
+        let shapes: Vec<_> = chunks
+            .iter()
+            .map(|(cx, c)| (cx.chunk_index, cx.rows.clone(), c.clone()))
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![
+                (0, 0..3, vec![0, 1, 2]),
+                (1, 3..6, vec![3, 4, 5]),
+                (2, 6..7, vec![6])
+            ]
+        );
+    }
+}
