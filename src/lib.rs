@@ -31,6 +31,7 @@
 //!
 //! [Apache DataFusion]: https://datafusion.apache.org
 
+pub mod batches;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use datafusion::common::Result;
 use datafusion::prelude::SessionContext;
 
+pub use batches::{BatchHandler, DataFrameMapExt, register_handler};
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
 pub use noop::DataFrameNoopExt;
 pub use runtime::AsyncRuntime;
@@ -53,33 +55,43 @@ pub use udf::{AsyncFn, ChunkContext};
 /// Registers everything on `ctx`: the `async_udf.` and `http.` config namespaces,
 /// `http_get`, `http_post`, the JSON functions of `datafusion-functions-json`
 /// (`json_get_str`, `->>`, …), the `NOOP` file format (for `COPY`) and the `NOOP`
-/// table factory (for `CREATE EXTERNAL TABLE … STORED AS NOOP`).
+/// table factory (for `CREATE EXTERNAL TABLE … STORED AS NOOP`), the `map_in_batches`
+/// table function with its built-in handler `post_json`.
 ///
 /// Returns the session's [`AsyncRuntime`] (its in-flight budget and HTTP client).
 /// Calling it again on the same context keeps the runtime and the settings.
 pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
-    let runtime = {
+    let (runtime, registered) = {
         let state_ref = ctx.state_ref();
         let mut state = state_ref.write();
         let session_config = state.config_mut();
         config::install(session_config.options_mut());
-        let runtime = match session_config.get_extension::<AsyncRuntime>() {
-            Some(runtime) => runtime,
-            None => {
-                let runtime = Arc::new(AsyncRuntime::new());
-                session_config.set_extension(Arc::clone(&runtime));
-                runtime
-            }
-        };
+        let existing = session_config.get_extension::<AsyncRuntime>();
+        let registered = existing.is_some();
+        let runtime = existing.unwrap_or_else(|| {
+            let runtime = Arc::new(AsyncRuntime::new());
+            session_config.set_extension(Arc::clone(&runtime));
+            runtime
+        });
         state.register_file_format(Arc::new(noop::NoopFormatFactory), true)?;
         state
             .table_factories_mut()
             .insert("NOOP".to_string(), Arc::new(noop::NoopTableFactory));
         datafusion_functions_json::register_all(&mut *state)?;
-        runtime
+        (runtime, registered)
     };
     for kind in [http::Kind::Get, http::Kind::Post] {
         ctx.register_udf(http::HttpFunc::udf(kind, Arc::clone(&runtime)));
     }
+    if !registered {
+        ctx.register_relation_planner(Arc::new(batches::MapInBatchesPlanner::new(
+            Arc::clone(&runtime),
+            ctx.state_weak_ref(),
+        )))?;
+    }
+    runtime.handlers().insert(
+        "post_json",
+        Arc::new(batches::PostJson::new(runtime.http().clone())),
+    );
     Ok(runtime)
 }

@@ -1,15 +1,17 @@
 //! What one `SessionContext` shares between the functions registered on it.
 
+use crate::batches::Handlers;
 use crate::engine::Budget;
 
-/// Per-session shared state: the in-flight [`Budget`] and the HTTP client
-/// (one connection pool). Created by [`crate::register_all`] and stored in the
+/// Per-session shared state: the in-flight [`Budget`], the HTTP client (one
+/// connection pool) and the `map_in_batches` handlers. Created by [`crate::register_all`] and stored in the
 /// session config, so functions registered later find the same one with
 /// [`AsyncRuntime::of`].
 #[derive(Debug)]
 pub struct AsyncRuntime {
     budget: Budget,
     http: reqwest::Client,
+    handlers: Handlers,
 }
 
 impl AsyncRuntime {
@@ -18,6 +20,7 @@ impl AsyncRuntime {
         Self {
             budget: Budget::default(),
             http: crate::http::client(),
+            handlers: Handlers::default(),
         }
     }
 
@@ -29,6 +32,11 @@ impl AsyncRuntime {
     /// The shared HTTP client.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The `map_in_batches` handlers registered on the session.
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
     }
 
     /// The runtime of `ctx`, or a plan error if [`crate::register_all`] was not called.

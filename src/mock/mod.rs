@@ -5,6 +5,8 @@
 //!   `{"breeds": [], "id", "url", "width", "height"}`, like TheCatAPI;
 //!   `id` defaults to a fresh one per request.
 //! * `ANY /echo` — `{"method", "path", "query", "headers", "body"}` of the request.
+//! * `POST /v1/batch` — a JSON array in, `[{"i": index, "row": element}, …]` out
+//!   (for `map_in_batches('post_json', …)`).
 //! * `GET /status/{code}` — that status, body `status {code}`.
 //! * `GET /stats` — the [`MockStats`] counters as JSON.
 //!

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 use super::MockConfig;
@@ -58,6 +58,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/images/search", get(search))
         .route("/echo", any(echo))
+        .route("/v1/batch", post(batch))
         .route("/status/{code}", any(status))
         .route("/stats", get(stats))
         .with_state(state)
@@ -141,6 +142,25 @@ async fn status(Extract(state): Shared, Query(query): Params, Path(code): Path<u
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     guard.complete();
     (code, format!("status {}", code.as_u16())).into_response()
+}
+
+/// `POST /v1/batch`: a JSON array in, `[{"i": index, "row": element}, …]` out.
+async fn batch(Extract(state): Shared, Query(query): Params, body: Bytes) -> Response {
+    let guard = state.counters.begin();
+    state.delay(&query).await;
+    let reply = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(rows)) => {
+            let out: Vec<Value> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, row)| json!({"i": i, "row": row}))
+                .collect();
+            axum::Json(out).into_response()
+        }
+        _ => (StatusCode::BAD_REQUEST, "expected a JSON array").into_response(),
+    };
+    guard.complete();
+    reply
 }
 
 async fn stats(Extract(state): Shared) -> Response {

@@ -1,0 +1,32 @@
+//! `df.map_in_batches("handler", args)`.
+
+use async_trait::async_trait;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::prelude::DataFrame;
+
+use super::relation;
+use crate::runtime::AsyncRuntime;
+
+/// Adds [`map_in_batches`](DataFrameMapExt::map_in_batches) to [`DataFrame`].
+#[async_trait]
+pub trait DataFrameMapExt: Sized {
+    /// This DataFrame run through the handler registered as `handler` (with
+    /// `args`, as after the input in SQL). Lazy like every DataFrame method.
+    fn map_in_batches(self, handler: &str, args: Vec<ScalarValue>) -> Result<DataFrame>;
+}
+
+impl DataFrameMapExt for DataFrame {
+    fn map_in_batches(self, handler: &str, args: Vec<ScalarValue>) -> Result<DataFrame> {
+        let (state, plan) = self.into_parts();
+        let runtime = state
+            .config()
+            .get_extension::<AsyncRuntime>()
+            .ok_or_else(|| {
+                datafusion::common::plan_datafusion_err!(
+                    "map_in_batches: call datafusion_async_udf::register_all(&ctx) first"
+                )
+            })?;
+        let plan = relation(plan, handler, args, runtime)?;
+        Ok(DataFrame::new(state, plan))
+    }
+}

@@ -1,0 +1,161 @@
+//! `MapInBatchesExec`: the physical operator of `map_in_batches`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::Result;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
+};
+
+use super::handler::{BatchHandler, HandlerArgs};
+use super::stream::{Limits, map_stream};
+use crate::config::{self, AsyncUdfConfig};
+use crate::runtime::AsyncRuntime;
+
+/// Runs a handler over every chunk of its input, one output partition per input
+/// partition, output in input order within a partition.
+#[derive(Debug, Clone)]
+pub struct MapInBatchesExec {
+    input: Arc<dyn ExecutionPlan>,
+    name: String,
+    handler: Arc<dyn BatchHandler>,
+    args: Vec<datafusion::common::ScalarValue>,
+    schema: SchemaRef,
+    runtime: Arc<AsyncRuntime>,
+    properties: Arc<PlanProperties>,
+}
+
+impl MapInBatchesExec {
+    pub(crate) fn new(
+        input: Arc<dyn ExecutionPlan>,
+        name: String,
+        handler: Arc<dyn BatchHandler>,
+        args: Vec<datafusion::common::ScalarValue>,
+        schema: SchemaRef,
+        runtime: Arc<AsyncRuntime>,
+    ) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Incremental,
+            input.boundedness(),
+        );
+        Self {
+            input,
+            name,
+            handler,
+            args,
+            schema,
+            runtime,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for MapInBatchesExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MapInBatchesExec: handler={}", self.name)?;
+        if !self.args.is_empty() {
+            let args: Vec<String> = self.args.iter().map(ToString::to_string).collect();
+            write!(f, ", args=[{}]", args.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for MapInBatchesExec {
+    fn name(&self) -> &'static str {
+        "MapInBatchesExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let me = Self::clone(&self);
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            me.name,
+            me.handler,
+            me.args,
+            me.schema,
+            me.runtime,
+        )))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn with_new_children_and_same_properties(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let options = Arc::clone(context.session_config().options());
+        let settings: AsyncUdfConfig = config::get(&options);
+        let max_in_flight = settings.max_in_flight.get();
+        let limits = Limits {
+            semaphore: self.runtime.budget().semaphore(max_in_flight),
+            chunk_size: settings.chunk_size.get(),
+            window: max_in_flight,
+        };
+        let args = Arc::new(HandlerArgs {
+            values: self.args.clone(),
+            config: options,
+        });
+        Ok(map_stream(
+            partition,
+            self.input.execute(partition, context)?,
+            Arc::clone(&self.handler),
+            args,
+            Arc::clone(&self.schema),
+            limits,
+        ))
+    }
+}

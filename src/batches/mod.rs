@@ -1,0 +1,69 @@
+//! `map_in_batches`: DataFrame in, DataFrame out, chunk by chunk, asynchronously —
+//! like Spark's `mapInPandas`/`mapInArrow`, but streaming and concurrent.
+//!
+//! A [`BatchHandler`] is registered by name ([`register_handler`]); it gets chunks
+//! (`RecordBatch`es of up to `async_udf.chunk_size` rows) with a [`ChunkContext`]
+//! (`partition_index`, `chunk_index`, row range) and returns zero or more batches
+//! of the output schema it declared.
+//!
+//! * SQL: `SELECT * FROM map_in_batches('handler', (SELECT …))`, or with a table
+//!   name: `map_in_batches('handler', 'table_name')`; literals after the input are
+//!   passed to the handler (`map_in_batches('post_json', (SELECT …), 'http://…')`).
+//! * DataFrame: [`DataFrameMapExt::map_in_batches`].
+//!
+//! Chunks of all partitions share the session's in-flight budget
+//! (`async_udf.max_in_flight`). Within a partition, output batches come in input
+//! order, each as soon as its chunk and every earlier one are done; the next chunk
+//! is admitted as soon as a call slot frees (no barrier at batch boundaries), and
+//! the input is read only as far as needed: at most `max_in_flight` chunks of a
+//! partition are admitted and not yet emitted, so memory is bounded by
+//! `max_in_flight × chunk_size` rows per partition, never by the partition's size.
+//! A `LIMIT` above stops reading and drops the calls in flight. A handler error
+//! fails the query (a handler that wants per-row errors puts them in a column).
+
+mod dataframe;
+mod exec;
+mod handler;
+mod planner;
+mod post_json;
+mod stream;
+mod table;
+
+use std::sync::Arc;
+
+use datafusion::catalog::default_table_source::provider_as_source;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::SessionContext;
+
+pub use dataframe::DataFrameMapExt;
+pub use exec::MapInBatchesExec;
+pub use handler::{BatchHandler, FnHandler, HandlerArgs, Handlers};
+pub use planner::MapInBatchesPlanner;
+pub use post_json::PostJson;
+pub use table::MapInBatchesTable;
+
+pub use crate::engine::ChunkContext;
+use crate::runtime::AsyncRuntime;
+
+/// Registers `handler` under `name` on `ctx` (after [`crate::register_all`]).
+pub fn register_handler(
+    ctx: &SessionContext,
+    name: &str,
+    handler: Arc<dyn BatchHandler>,
+) -> Result<()> {
+    AsyncRuntime::require(ctx)?.handlers().insert(name, handler);
+    Ok(())
+}
+
+/// The logical plan of `map_in_batches(name, input, args…)`: one way, shared by SQL
+/// and the DataFrame API.
+fn relation(
+    input: LogicalPlan,
+    name: &str,
+    args: Vec<ScalarValue>,
+    runtime: Arc<AsyncRuntime>,
+) -> Result<LogicalPlan> {
+    let table = MapInBatchesTable::try_new(input, name, args, runtime)?;
+    LogicalPlanBuilder::scan("map_in_batches", provider_as_source(Arc::new(table)), None)?.build()
+}
