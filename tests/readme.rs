@@ -1,4 +1,4 @@
-//! README.md stays true: its Rust example is `examples/embed.rs` verbatim, and every
+//! README.md stays true: its Rust examples are `examples/*.rs` verbatim, and every
 //! statement of its SQL examples runs against the mock API.
 
 mod common;
@@ -20,14 +20,16 @@ fn blocks(lang: &str) -> Vec<String> {
 }
 
 #[test]
-fn rust_example_is_examples_embed() {
+fn rust_examples_are_the_example_files() {
     let rust = blocks("rust");
-    assert_eq!(rust.len(), 1, "one Rust example");
-    let embed = include_str!("../examples/embed.rs");
-    assert_eq!(
-        rust[0], embed,
-        "README's Rust block must equal examples/embed.rs"
-    );
+    let files = [
+        ("examples/embed.rs", include_str!("../examples/embed.rs")),
+        ("examples/shapes.rs", include_str!("../examples/shapes.rs")),
+    ];
+    assert_eq!(rust.len(), files.len(), "one README block per example file");
+    for (block, (name, text)) in rust.iter().zip(files) {
+        assert_eq!(block, text, "README's Rust block must equal {name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
