@@ -134,6 +134,26 @@ namespace! {
         /// Largest response body read, in bytes; a longer body is cut off and the
         /// row gets an error.
         max_body_bytes: u64 = 10 * 1024 * 1024,
+        /// Retries of a transient failure (429, 502, 503, 504, connect error,
+        /// timeout, broken connection); other 4xx are never retried.
+        max_retries: u32 = 3,
+        /// Upper bound of the first backoff delay in ms (full jitter, doubling).
+        retry_initial_ms: u64 = 100,
+        /// Cap of every backoff delay in ms, Retry-After included.
+        retry_max_ms: u64 = 30_000,
+        /// Retry http_post too. Off by default: a POST that timed out may have
+        /// been applied, and sending it again may apply it twice.
+        retry_post: bool = false,
+        /// Time limit of one row in ms, all attempts and delays included (0 = none).
+        total_timeout_ms: u64 = 0,
+        /// Requests per second per target host, shared by all queries of the
+        /// session (0 = unlimited; fractions allowed: 120/min is 2.0).
+        requests_per_second: f64 = 0.0,
+        /// Hosts that may be called, comma-separated; '*.example.com' matches
+        /// subdomains; empty = all. Checked before connecting and after redirects.
+        allowed_hosts: String = String::new(),
+        /// Redirects followed per request.
+        max_redirects: u32 = 10,
     }
 }
 

@@ -40,6 +40,7 @@ pub mod mock;
 pub mod noop;
 mod runtime;
 pub mod udf;
+mod volatile;
 
 use std::sync::Arc;
 
@@ -78,6 +79,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
             .table_factories_mut()
             .insert("NOOP".to_string(), Arc::new(noop::NoopTableFactory));
         datafusion_functions_json::register_all(&mut *state)?;
+        if let Some(guarded) = volatile::guard(&state) {
+            *state = guarded;
+        }
         (runtime, registered)
     };
     for kind in [http::Kind::Get, http::Kind::Post] {
@@ -91,7 +95,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
     }
     runtime.handlers().insert(
         "post_json",
-        Arc::new(batches::PostJson::new(runtime.http().clone())),
+        Arc::new(batches::PostJson::new(Arc::clone(runtime.http()))),
     );
     Ok(runtime)
 }

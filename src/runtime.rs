@@ -1,7 +1,10 @@
 //! What one `SessionContext` shares between the functions registered on it.
 
 use crate::batches::Handlers;
+use std::sync::Arc;
+
 use crate::engine::Budget;
+use crate::http::HttpClient;
 
 /// Per-session shared state: the in-flight [`Budget`], the HTTP client (one
 /// connection pool) and the `map_in_batches` handlers. Created by [`crate::register_all`] and stored in the
@@ -10,7 +13,7 @@ use crate::engine::Budget;
 #[derive(Debug)]
 pub struct AsyncRuntime {
     budget: Budget,
-    http: reqwest::Client,
+    http: Arc<HttpClient>,
     handlers: Handlers,
 }
 
@@ -19,7 +22,7 @@ impl AsyncRuntime {
     pub fn new() -> Self {
         Self {
             budget: Budget::default(),
-            http: crate::http::client(),
+            http: Arc::new(HttpClient::new()),
             handlers: Handlers::default(),
         }
     }
@@ -29,8 +32,8 @@ impl AsyncRuntime {
         &self.budget
     }
 
-    /// The shared HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
+    /// The shared HTTP client (connection pool, per-host rate limits).
+    pub fn http(&self) -> &Arc<HttpClient> {
         &self.http
     }
 
@@ -42,7 +45,7 @@ impl AsyncRuntime {
     /// The runtime of `ctx`, or a plan error if [`crate::register_all`] was not called.
     pub fn require(
         ctx: &datafusion::prelude::SessionContext,
-    ) -> datafusion::common::Result<std::sync::Arc<Self>> {
+    ) -> datafusion::common::Result<Arc<Self>> {
         Self::of(ctx).ok_or_else(|| {
             datafusion::common::plan_datafusion_err!(
                 "call datafusion_async_udf::register_all(&ctx) before registering async functions"
@@ -51,7 +54,7 @@ impl AsyncRuntime {
     }
 
     /// The runtime registered on `ctx` by [`crate::register_all`], if any.
-    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<std::sync::Arc<Self>> {
+    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<Self>> {
         ctx.state_ref().read().config().get_extension::<Self>()
     }
 }

@@ -151,3 +151,24 @@ async fn dropping_the_query_stops_every_call() {
     assert_eq!(stats.requests, 10, "no call admitted after the drop");
     assert_eq!(stats.completed, 0);
 }
+
+/// Reading several fields of one result calls the API once per row, not once per
+/// field (DataFusion would otherwise inline the volatile call into each access).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_per_row_whatever_fields_are_read() {
+    let api = mock(0).await;
+    let ctx = context();
+    let url = api.url("/v1/images/search");
+    let sql = format!(
+        "SELECT r['status'], r['body'], r['error'], r['attempts'] \
+         FROM (SELECT http_get('{url}?id=' || value) AS r FROM generate_series(1, 50))"
+    );
+    let rows: usize = run(&ctx, &sql)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 50);
+    assert_eq!(api.stats().requests, 50);
+}

@@ -325,3 +325,25 @@ async fn errors_are_clear() {
     assert!(err.to_string().contains("service said no"), "{err}");
     assert!(!ctx.table_exist("map_in_batches").unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_stops_calls_at_the_server() {
+    let api = common::mock(20).await;
+    let ctx = context();
+    run(&ctx, "SET async_udf.chunk_size = 10").await.unwrap();
+    run(&ctx, "SET async_udf.max_in_flight = 4").await.unwrap();
+    let sql = format!(
+        "SELECT value, error FROM map_in_batches('post_json', \
+         (SELECT value FROM generate_series(1, 100000)), '{}') LIMIT 5",
+        api.url("/v1/batch")
+    );
+    let out = run(&ctx, &sql).await.unwrap();
+    assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+    let partitions = ctx.state().config().target_partitions() as u64;
+    let requests = api.stats().requests;
+    // one chunk answers the LIMIT; each partition admits at most 4 chunks ahead
+    assert!(
+        requests >= 1 && requests <= partitions * (1 + 4),
+        "{requests} requests"
+    );
+}

@@ -10,10 +10,10 @@
 //! element of the reply, as JSON text; parse it with `json_get_*`) and
 //! `error VARCHAR`. A chunk whose call fails (non-2xx, timeout, a reply that is not
 //! an array of one element per row, …) keeps its rows with `response` NULL and
-//! the reason in `error`. Uses the session's HTTP client and `http.*` settings.
+//! the reason in `error`. Uses the session's HTTP client and `http.*` settings
+//! (retries only with `http.retry_post = true`, like `http_post`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -26,16 +26,16 @@ use reqwest::{Method, Url};
 use super::handler::{BatchHandler, HandlerArgs};
 use crate::config::{self, HttpConfig};
 use crate::engine::ChunkContext;
-use crate::http::{Limits, Request, parse_url, send};
+use crate::http::{HttpClient, Request, Settings, parse_url};
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct PostJson {
-    client: reqwest::Client,
+    client: Arc<HttpClient>,
 }
 
 impl PostJson {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: Arc<HttpClient>) -> Self {
         Self { client }
     }
 }
@@ -113,11 +113,7 @@ impl BatchHandler for PostJson {
                 body
             }),
         };
-        let limits = Limits {
-            timeout: (http.timeout_ms > 0).then(|| Duration::from_millis(http.timeout_ms)),
-            max_body_bytes: http.max_body_bytes,
-        };
-        let outcome = send(&self.client, request, limits).await;
+        let outcome = self.client.send(request, &Settings::from(&http)).await;
         let rows = chunk.num_rows();
         let (responses, error): (Vec<Option<String>>, Option<String>) =
             match (&outcome.error, &outcome.body) {

@@ -78,6 +78,27 @@ pub enum Sub {
         /// Delay before every response, in milliseconds.
         #[arg(long, default_value_t = 350)]
         latency_ms: u64,
+        /// Fraction of requests answered 503.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Fraction of requests answered 429 with `Retry-After: 1`.
+        #[arg(long, default_value_t = 0.0)]
+        throttle_rate: f64,
+        /// Fraction of requests whose connection breaks mid-response.
+        #[arg(long, default_value_t = 0.0)]
+        reset_rate: f64,
+        /// Fraction of requests answered after --slow-ms.
+        #[arg(long, default_value_t = 0.0)]
+        slow_rate: f64,
+        /// Delay of slow answers, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        slow_ms: u64,
+        /// Requests allowed per minute, 429 beyond (TheCatAPI's free tier: 120; 0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        per_minute: u32,
+        /// Seed of the injected faults.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 

@@ -23,7 +23,7 @@ use datafusion_cli::print_options::PrintOptions;
 
 pub use args::{Args, Sub};
 
-use crate::mock::{MockApi, MockConfig};
+use crate::mock::{Faults, MockApi, MockConfig};
 
 /// Entry point of the `dfasync` binary.
 pub fn main() -> ExitCode {
@@ -48,8 +48,29 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
-    if let Some(Sub::MockApi { port, latency_ms }) = args.subcommand {
-        let config = MockConfig::with_latency(Duration::from_millis(latency_ms));
+    if let Some(Sub::MockApi {
+        port,
+        latency_ms,
+        error_rate,
+        throttle_rate,
+        reset_rate,
+        slow_rate,
+        slow_ms,
+        per_minute,
+        seed,
+    }) = args.subcommand
+    {
+        let faults = Faults {
+            seed,
+            error_rate,
+            throttle_rate,
+            reset_rate,
+            slow_rate,
+            slow: Duration::from_millis(slow_ms),
+            per_minute,
+        };
+        let config =
+            MockConfig::with_latency(Duration::from_millis(latency_ms)).with_faults(faults);
         let api = MockApi::start_on(port, config).await?;
         println!(
             "mock API listening on {} (latency {latency_ms} ms); Ctrl-C stops it",

@@ -13,6 +13,10 @@
 //! * **Order.** Results are returned in input order whatever order calls finish in.
 //! * **Memory.** At most `max_in_flight` calls exist at a time: items not yet
 //!   admitted are not turned into futures.
+//! * **Retries** ([`retry`]): exponential backoff with full jitter, a service's hint
+//!   (HTTP `Retry-After`) honoured and capped, an overall deadline.
+//! * **Rate limits** ([`RateLimits`]): requests per second per key, shared by the
+//!   session, and pauses per key.
 //! * **Cancellation.** Nothing is spawned: dropping the returned future (a
 //!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
 //!   first `Err` drops the rest.
@@ -21,8 +25,12 @@ mod budget;
 mod chunks;
 mod context;
 mod ordered;
+mod rate;
+mod retry;
 
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
 pub use context::ChunkContext;
 pub use ordered::map_ordered;
+pub use rate::RateLimits;
+pub use retry::{Attempts, GaveUp, RetryPolicy, Verdict, retry};

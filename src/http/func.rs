@@ -2,7 +2,6 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::DataType;
 use async_trait::async_trait;
@@ -13,7 +12,8 @@ use datafusion::logical_expr::{
 };
 
 use super::args::{RowArgs, check};
-use super::request::{Limits, Outcome, redact, send};
+use super::policy::Settings;
+use super::request::{Outcome, redact};
 use super::{Kind, output};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
 use crate::engine::map_ordered;
@@ -81,10 +81,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let engine: AsyncUdfConfig = config::get(&args.config_options);
         let http: HttpConfig = config::get(&args.config_options);
-        let limits = Limits {
-            timeout: (http.timeout_ms > 0).then(|| Duration::from_millis(http.timeout_ms)),
-            max_body_bytes: http.max_body_bytes,
-        };
+        let settings = &Settings::from(&http);
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
         let semaphore = self.runtime.budget().semaphore(engine.max_in_flight.get());
         let client = self.runtime.http();
@@ -92,7 +89,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let rows_ref = &rows;
         let outcomes = map_ordered(semaphore, rows.called_rows(), |i| async move {
             let outcome = match rows_ref.request(i) {
-                Ok(request) => send(client, request, limits).await,
+                Ok(request) => client.send(request, settings).await,
                 Err(reason) => Outcome::failed(reason),
             };
             match (&outcome.error, on_error) {

@@ -3,19 +3,26 @@
 //! Both are volatile async scalar functions and clients of the [engine](crate::engine):
 //! one call per row with a non-NULL url, at most `async_udf.max_in_flight` at once
 //! per session, results in row order. They return
-//! `STRUCT<status INT, body VARCHAR, error VARCHAR>`: `error` is NULL exactly when a
-//! 2xx response arrived and its body was read in full; `status` is NULL when no
-//! response arrived; a NULL url gives a NULL struct and no call.
+//! `STRUCT<status INT, body VARCHAR, error VARCHAR, attempts INT, elapsed_ms BIGINT>`:
+//! `error` is NULL exactly when a 2xx response arrived and its body was read in full;
+//! `status` is NULL when no response arrived; a NULL url gives a NULL struct and no
+//! call. Transient failures are retried ([`policy`] says which), requests are
+//! rate-limited per host, redirects are followed by hand within `http.allowed_hosts`.
 
 mod args;
+mod attempt;
+mod client;
 mod func;
 mod output;
+mod policy;
 mod request;
 
 use reqwest::Method;
 
+pub use client::HttpClient;
 pub use func::HttpFunc;
-pub use request::{Limits, Outcome, Request, parse_url, send};
+pub use policy::{AllowedHosts, Settings};
+pub use request::{Outcome, Request, parse_url};
 
 /// Which of the two functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,15 +46,4 @@ impl Kind {
             Self::Post => Method::POST,
         }
     }
-}
-
-/// The session's HTTP client: connection pooling, TLS (rustls), bounded redirects.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("datafusion-async-udf/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .unwrap_or_default()
 }

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, StringBuilder, StructArray};
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 
 use super::request::Outcome;
 
-/// `STRUCT<status INT, body VARCHAR, error VARCHAR>`.
+/// `STRUCT<status INT, body VARCHAR, error VARCHAR, attempts INT, elapsed_ms BIGINT>`.
 pub fn return_type() -> DataType {
     DataType::Struct(fields())
 }
@@ -18,6 +18,8 @@ fn fields() -> Fields {
         Field::new("status", DataType::Int32, true),
         Field::new("body", DataType::Utf8, true),
         Field::new("error", DataType::Utf8, true),
+        Field::new("attempts", DataType::Int32, true),
+        Field::new("elapsed_ms", DataType::Int64, true),
     ])
 }
 
@@ -26,11 +28,15 @@ pub fn build(rows: &[Option<Outcome>]) -> ArrayRef {
     let mut status = Int32Builder::with_capacity(rows.len());
     let mut body = StringBuilder::new();
     let mut error = StringBuilder::new();
+    let mut attempts = Int32Builder::with_capacity(rows.len());
+    let mut elapsed = Int64Builder::with_capacity(rows.len());
     for row in rows {
         let o = row.as_ref();
         status.append_option(o.and_then(|o| o.status).map(i32::from));
         body.append_option(o.and_then(|o| o.body.as_deref()));
         error.append_option(o.and_then(|o| o.error.as_deref()));
+        attempts.append_option(o.map(|o| i32::try_from(o.attempts).unwrap_or(i32::MAX)));
+        elapsed.append_option(o.map(|o| i64::try_from(o.elapsed_ms).unwrap_or(i64::MAX)));
     }
     let nulls = NullBuffer::from_iter(rows.iter().map(Option::is_some));
     Arc::new(StructArray::new(
@@ -39,6 +45,8 @@ pub fn build(rows: &[Option<Outcome>]) -> ArrayRef {
             Arc::new(status.finish()),
             Arc::new(body.finish()),
             Arc::new(error.finish()),
+            Arc::new(attempts.finish()),
+            Arc::new(elapsed.finish()),
         ],
         Some(nulls),
     ))

@@ -1,19 +1,7 @@
-//! One HTTP request and its outcome as a row value.
-
-use std::error::Error as _;
-use std::time::Duration;
+//! One HTTP request, and its outcome as a row value.
 
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Method, Url};
-
-/// Limits applied to one request, read from `http.*` at execution time.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Time limit from connecting until the whole body is read; `None` = no limit.
-    pub timeout: Option<Duration>,
-    /// Largest body read.
-    pub max_body_bytes: u64,
-}
+use reqwest::{Method, Url};
 
 /// A request ready to send.
 #[derive(Debug)]
@@ -31,6 +19,10 @@ pub struct Outcome {
     pub status: Option<u16>,
     pub body: Option<String>,
     pub error: Option<String>,
+    /// Requests sent (0 when the row could not be sent at all).
+    pub attempts: u32,
+    /// Time from the first attempt to the outcome, retries and waits included.
+    pub elapsed_ms: u64,
 }
 
 impl Outcome {
@@ -63,108 +55,6 @@ pub fn redact(raw: &str) -> String {
             url.to_string()
         }
         _ => raw.to_string(),
-    }
-}
-
-/// Sends `request` and reads the body, within `limits`. Never panics; every
-/// failure is described in the outcome.
-pub async fn send(client: &Client, request: Request, limits: Limits) -> Outcome {
-    let attempt = attempt(client, request, limits.max_body_bytes);
-    match limits.timeout {
-        None => attempt.await,
-        Some(limit) => match tokio::time::timeout(limit, attempt).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::failed(format!("timed out after {} ms", limit.as_millis())),
-        },
-    }
-}
-
-async fn attempt(client: &Client, request: Request, max_body: u64) -> Outcome {
-    let mut builder = client
-        .request(request.method, request.url)
-        .headers(request.headers);
-    if let Some(body) = request.body {
-        builder = builder.body(body);
-    }
-    let mut response = match builder.send().await {
-        Ok(r) => r,
-        Err(e) => return Outcome::failed(describe(&e)),
-    };
-    let status = response.status();
-    let mut outcome = Outcome {
-        status: Some(status.as_u16()),
-        ..Outcome::default()
-    };
-    if response.content_length().is_some_and(|n| n > max_body) {
-        outcome.error = Some(too_large(max_body));
-        return outcome;
-    }
-    let mut bytes = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if (bytes.len() + chunk.len()) as u64 > max_body {
-                    outcome.error = Some(too_large(max_body));
-                    return outcome;
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                outcome.error = Some(format!("reading body failed: {}", describe(&e)));
-                return outcome;
-            }
-        }
-    }
-    match String::from_utf8(bytes) {
-        Ok(text) => outcome.body = Some(text),
-        Err(e) => {
-            outcome.error = Some(format!(
-                "response body is not valid UTF-8 ({} bytes, first invalid byte at {})",
-                e.as_bytes().len(),
-                e.utf8_error().valid_up_to()
-            ));
-            return outcome;
-        }
-    }
-    if !status.is_success() {
-        outcome.error = Some(format!(
-            "HTTP {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ));
-    }
-    outcome
-}
-
-fn too_large(max_body: u64) -> String {
-    format!("response body exceeds http.max_body_bytes ({max_body} bytes)")
-}
-
-/// A reqwest error as a short sentence without the URL (which may hold secrets and
-/// is known to the caller anyway).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_redirect() {
-        "redirect failed"
-    } else if e.is_body() || e.is_decode() {
-        "body failed"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    if cause.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {cause}")
     }
 }
 

@@ -8,12 +8,20 @@
 //! * `POST /v1/batch` — a JSON array in, `[{"i": index, "row": element}, …]` out
 //!   (for `map_in_batches('post_json', …)`).
 //! * `GET /status/{code}` — that status, body `status {code}`.
+//! * `GET /bytes/{n}` — a body of `n` bytes; `GET /invalid-utf8` — a body that is
+//!   not UTF-8; `GET /redirect/{n}` — `n` redirects, then 200; `GET /redirect-loop`;
+//!   `GET /redirect-to?url=U` — a redirect to `U`.
 //! * `GET /stats` — the [`MockStats`] counters as JSON.
+//!
+//! [`Faults`] (seeded, deterministic per request id) inject 503s, 429s with
+//! `Retry-After`, a per-minute request limit like TheCatAPI's free tier, connection
+//! resets and slow answers.
 //!
 //! It binds 127.0.0.1 only. Tests start it in-process on port 0 with
 //! [`MockApi::start`]; `dfasync mock-api --port 8089 --latency-ms 350` runs it
 //! from the command line.
 
+mod faults;
 mod routes;
 mod stats;
 
@@ -25,6 +33,7 @@ use std::time::Duration;
 use tokio::net::TcpSocket;
 use tokio::sync::oneshot;
 
+pub use faults::Faults;
 pub use stats::MockStats;
 
 /// How the mock behaves.
@@ -32,12 +41,31 @@ pub use stats::MockStats;
 pub struct MockConfig {
     /// Delay before every response (unless the request says `latency_ms`).
     pub latency: Duration,
+    /// Faults injected into `/v1/images/search`, `/echo` and `/v1/batch`.
+    pub faults: Faults,
 }
 
 impl MockConfig {
-    /// A mock answering after `latency`.
+    /// A mock answering after `latency`, without faults.
     pub const fn with_latency(latency: Duration) -> Self {
-        Self { latency }
+        Self {
+            latency,
+            faults: Faults {
+                seed: 0,
+                error_rate: 0.0,
+                throttle_rate: 0.0,
+                reset_rate: 0.0,
+                slow_rate: 0.0,
+                slow: Duration::ZERO,
+                per_minute: 0,
+            },
+        }
+    }
+
+    /// The same with `faults`.
+    pub const fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 }
 
@@ -99,12 +127,13 @@ impl MockApi {
 
     /// The counters now.
     pub fn stats(&self) -> MockStats {
-        self.state.counters.snapshot()
+        self.state.stats()
     }
 
-    /// Zeroes the counters.
+    /// Zeroes the counters (and forgets the fault history).
     pub fn reset_stats(&self) {
         self.state.counters.reset();
+        self.state.faults.reset();
     }
 
     /// Serves until the process is interrupted (Ctrl-C).

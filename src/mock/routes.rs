@@ -6,19 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State as Extract};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 use super::MockConfig;
-use super::stats::Counters;
+use super::faults::{Fault, FaultState};
+use super::stats::{Counters, MockStats};
 
 pub(crate) struct State {
     config: MockConfig,
     pub(crate) counters: Counters,
+    pub(crate) faults: FaultState,
     next_id: AtomicU64,
 }
 
@@ -35,7 +37,17 @@ impl State {
         Self {
             config,
             counters: Counters::default(),
+            faults: FaultState::default(),
             next_id: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> MockStats {
+        let (successes, distinct_successes) = self.faults.successes();
+        MockStats {
+            successes,
+            distinct_successes,
+            ..self.counters.snapshot()
         }
     }
 
@@ -49,6 +61,50 @@ impl State {
             tokio::time::sleep(latency).await;
         }
     }
+
+    /// Answers one request of a fault-injecting route: counts it, waits, injects
+    /// the fault decided for `key`, or answers with `ok()`.
+    async fn answer(
+        &self,
+        query: &HashMap<String, String>,
+        key: &str,
+        ok: impl FnOnce() -> Response,
+    ) -> Response {
+        let guard = self.counters.begin();
+        let fault = self.faults.decide(&self.config.faults, key);
+        if fault == Fault::Slow {
+            tokio::time::sleep(self.config.faults.slow).await;
+        }
+        self.delay(query).await;
+        let response = match fault {
+            Fault::Error => (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response(),
+            Fault::Throttle { retry_after_s } => {
+                self.counters.throttled();
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after_s.to_string())],
+                    "rate limit exceeded",
+                )
+                    .into_response()
+            }
+            Fault::Reset => {
+                // the status line goes out, then the connection breaks mid-body
+                let broken = futures::stream::once(async {
+                    Err::<Bytes, _>(std::io::Error::other("injected connection reset"))
+                });
+                Response::new(Body::from_stream(broken))
+            }
+            Fault::None | Fault::Slow => {
+                let response = ok();
+                if response.status().is_success() {
+                    self.faults.succeeded(key);
+                }
+                response
+            }
+        };
+        guard.complete();
+        response
+    }
 }
 
 type Shared = Extract<Arc<State>>;
@@ -60,6 +116,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/echo", any(echo))
         .route("/v1/batch", post(batch))
         .route("/status/{code}", any(status))
+        .route("/bytes/{n}", get(bytes))
+        .route("/invalid-utf8", get(invalid_utf8))
+        .route("/redirect/{n}", get(redirect))
+        .route("/redirect-loop", get(redirect_loop))
+        .route("/redirect-to", get(redirect_to))
         .route("/stats", get(stats))
         .with_state(state)
 }
@@ -82,28 +143,32 @@ fn image(id: &str) -> Value {
 }
 
 async fn search(Extract(state): Shared, Query(query): Params) -> Response {
-    let guard = state.counters.begin();
-    state.delay(&query).await;
+    let key = query.get("id").cloned().unwrap_or_else(|| {
+        format!(
+            "{:x}",
+            state.next_id.fetch_add(1, Ordering::Relaxed) + 0x1000
+        )
+    });
     let limit: usize = query
         .get("limit")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .clamp(1, 100);
-    let images: Vec<Value> = (0..limit)
-        .map(|k| {
-            let id = match query.get("id") {
-                Some(id) if limit == 1 => id.clone(),
-                Some(id) => format!("{id}-{k}"),
-                None => format!(
-                    "{:x}",
-                    state.next_id.fetch_add(1, Ordering::Relaxed) + 0x1000
-                ),
-            };
-            image(&id)
+    let id = key.clone();
+    state
+        .answer(&query, &key, move || {
+            let images: Vec<Value> = (0..limit)
+                .map(|k| {
+                    if limit == 1 {
+                        image(&id)
+                    } else {
+                        image(&format!("{id}-{k}"))
+                    }
+                })
+                .collect();
+            axum::Json(images).into_response()
         })
-        .collect();
-    guard.complete();
-    axum::Json(images).into_response()
+        .await
 }
 
 async fn echo(
@@ -114,8 +179,7 @@ async fn echo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let guard = state.counters.begin();
-    state.delay(&query).await;
+    let key = query.get("id").cloned().unwrap_or_else(|| uri.to_string());
     let headers: BTreeMap<String, String> = headers
         .iter()
         .map(|(k, v)| {
@@ -132,37 +196,89 @@ async fn echo(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
-    guard.complete();
-    axum::Json(reply).into_response()
+    state
+        .answer(&query, &key, || axum::Json(reply).into_response())
+        .await
+}
+
+/// `POST /v1/batch`: a JSON array in, `[{"i": index, "row": element}, …]` out.
+async fn batch(Extract(state): Shared, Query(query): Params, body: Bytes) -> Response {
+    let key = format!("batch:{}", String::from_utf8_lossy(&body));
+    state
+        .answer(&query, &key, || {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Array(rows)) => {
+                    let out: Vec<Value> = rows
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, row)| json!({"i": i, "row": row}))
+                        .collect();
+                    axum::Json(out).into_response()
+                }
+                _ => (StatusCode::BAD_REQUEST, "expected a JSON array").into_response(),
+            }
+        })
+        .await
 }
 
 async fn status(Extract(state): Shared, Query(query): Params, Path(code): Path<u16>) -> Response {
     let guard = state.counters.begin();
     state.delay(&query).await;
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (code, format!("status {}", code.as_u16())).into_response();
+    if let Some(Ok(value)) = query.get("retry_after").map(|a| a.parse()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     guard.complete();
-    (code, format!("status {}", code.as_u16())).into_response()
+    response
 }
 
-/// `POST /v1/batch`: a JSON array in, `[{"i": index, "row": element}, …]` out.
-async fn batch(Extract(state): Shared, Query(query): Params, body: Bytes) -> Response {
+/// `n` bytes of `x` (capped at 100 MB), streamed without a length.
+async fn bytes(Extract(state): Shared, Path(n): Path<u64>) -> Response {
     let guard = state.counters.begin();
-    state.delay(&query).await;
-    let reply = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Array(rows)) => {
-            let out: Vec<Value> = rows
-                .into_iter()
-                .enumerate()
-                .map(|(i, row)| json!({"i": i, "row": row}))
-                .collect();
-            axum::Json(out).into_response()
-        }
-        _ => (StatusCode::BAD_REQUEST, "expected a JSON array").into_response(),
-    };
+    let n = n.min(100 << 20);
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let chunks = (0..n.div_ceil(64 * 1024)).map(move |i| {
+        let len = (n - i * 64 * 1024).min(64 * 1024) as usize;
+        Ok::<_, std::io::Error>(chunk.slice(..len))
+    });
     guard.complete();
-    reply
+    Response::new(Body::from_stream(futures::stream::iter(chunks)))
+}
+
+async fn invalid_utf8(Extract(state): Shared) -> Response {
+    let guard = state.counters.begin();
+    guard.complete();
+    (StatusCode::OK, vec![b'o', b'k', 0xff, 0xfe, b'!']).into_response()
+}
+
+async fn redirect(Extract(state): Shared, Path(n): Path<u32>) -> Response {
+    let guard = state.counters.begin();
+    guard.complete();
+    if n == 0 {
+        return (StatusCode::OK, "arrived").into_response();
+    }
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, format!("/redirect/{}", n - 1))],
+    )
+        .into_response()
+}
+
+async fn redirect_loop(Extract(state): Shared) -> Response {
+    let guard = state.counters.begin();
+    guard.complete();
+    (StatusCode::FOUND, [(header::LOCATION, "/redirect-loop")]).into_response()
+}
+
+/// A redirect to `?url=…`, anywhere.
+async fn redirect_to(Extract(state): Shared, Query(query): Params) -> Response {
+    let guard = state.counters.begin();
+    guard.complete();
+    let target = query.get("url").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
 }
 
 async fn stats(Extract(state): Shared) -> Response {
-    axum::Json(state.counters.snapshot()).into_response()
+    axum::Json(state.stats()).into_response()
 }

@@ -9,6 +9,7 @@ pub(crate) struct Counters {
     completed: AtomicU64,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    throttled: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -22,6 +23,12 @@ pub struct MockStats {
     pub in_flight: u64,
     /// Largest number of requests handled at once since start or the last reset.
     pub peak_in_flight: u64,
+    /// 2xx answers sent by the fault-injecting routes.
+    pub successes: u64,
+    /// Distinct request ids among those 2xx answers.
+    pub distinct_successes: u64,
+    /// 429 answers sent.
+    pub throttled: u64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).
@@ -41,6 +48,8 @@ impl Counters {
             completed: self.completed.load(Ordering::SeqCst),
             in_flight: self.in_flight.load(Ordering::SeqCst),
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
+            throttled: self.throttled.load(Ordering::SeqCst),
+            ..MockStats::default()
         }
     }
 
@@ -48,8 +57,15 @@ impl Counters {
     pub(crate) fn reset(&self) {
         self.requests.store(0, Ordering::SeqCst);
         self.completed.store(0, Ordering::SeqCst);
+        self.throttled.store(0, Ordering::SeqCst);
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Counters {
+    pub(crate) fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::SeqCst);
     }
 }
 

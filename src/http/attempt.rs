@@ -1,0 +1,189 @@
+//! One attempt of a request: redirects followed by hand (so every hop is checked
+//! against `http.allowed_hosts`), the body read within `http.max_body_bytes`.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderName, LOCATION, PROXY_AUTHORIZATION};
+use reqwest::{Client, Method, Response, StatusCode};
+
+use super::policy::{Settings, retry_after, transient_status};
+use super::request::{Outcome, Request};
+
+/// The outcome of one attempt and whether another one may help.
+#[derive(Debug)]
+pub(crate) struct Tried {
+    pub outcome: Outcome,
+    pub transient: bool,
+    pub retry_after: Option<Duration>,
+}
+
+impl Tried {
+    fn failed(error: impl Into<String>, transient: bool) -> Self {
+        Self {
+            outcome: Outcome::failed(error),
+            transient,
+            retry_after: None,
+        }
+    }
+}
+
+/// Headers not carried to another host on a redirect.
+const CREDENTIALS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
+
+/// One attempt within `time_left` (the per-attempt timeout or what is left of the
+/// row's total, whichever is shorter).
+pub(crate) async fn attempt(
+    client: &Client,
+    request: &Request,
+    settings: &Settings,
+    time_left: Option<Duration>,
+) -> Tried {
+    let limit = match (settings.timeout, time_left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let run = follow(client, request, settings);
+    match limit {
+        None => run.await,
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(tried) => tried,
+            Err(_) => Tried::failed(format!("timed out after {} ms", limit.as_millis()), true),
+        },
+    }
+}
+
+async fn follow(client: &Client, request: &Request, settings: &Settings) -> Tried {
+    let mut method = request.method.clone();
+    let mut url = request.url.clone();
+    let mut headers = request.headers.clone();
+    let mut body = request.body.clone();
+    for _ in 0..=settings.max_redirects {
+        let host = url.host_str().unwrap_or_default();
+        if !settings.allowed_hosts.allows(host) {
+            return Tried::failed(format!("host '{host}' is not in http.allowed_hosts"), false);
+        }
+        let mut builder = client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone());
+        if let Some(b) = &body {
+            builder = builder.body(b.clone());
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Tried::failed(describe(&e), !e.is_builder()),
+        };
+        let status = response.status();
+        let location = response.headers().get(LOCATION).cloned();
+        let (true, Some(location)) = (status.is_redirection(), location) else {
+            return read(response, settings.max_body_bytes).await;
+        };
+        let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
+            Some(next) if matches!(next.scheme(), "http" | "https") => next,
+            _ => {
+                return Tried::failed(format!("redirect to an invalid location ({status})"), false);
+            }
+        };
+        if next.host_str() != url.host_str() {
+            for name in &CREDENTIALS {
+                headers.remove(name);
+            }
+        }
+        if status == StatusCode::SEE_OTHER
+            || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+        {
+            method = Method::GET;
+            body = None;
+        }
+        url = next;
+    }
+    Tried::failed(
+        format!(
+            "too many redirects (more than http.max_redirects = {})",
+            settings.max_redirects
+        ),
+        false,
+    )
+}
+
+async fn read(mut response: Response, max_body: u64) -> Tried {
+    let status = response.status();
+    let mut tried = Tried {
+        outcome: Outcome {
+            status: Some(status.as_u16()),
+            ..Outcome::default()
+        },
+        transient: transient_status(status),
+        retry_after: retry_after(response.headers()),
+    };
+    if response.content_length().is_some_and(|n| n > max_body) {
+        tried.outcome.error = Some(too_large(max_body));
+        return tried;
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (bytes.len() + chunk.len()) as u64 > max_body {
+                    tried.outcome.error = Some(too_large(max_body));
+                    return tried;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tried.outcome.error = Some(format!("reading body failed: {}", describe(&e)));
+                tried.transient = true;
+                return tried;
+            }
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => tried.outcome.body = Some(text),
+        Err(e) => {
+            tried.outcome.error = Some(format!(
+                "response body is not valid UTF-8 ({} bytes, first invalid byte at {})",
+                e.as_bytes().len(),
+                e.utf8_error().valid_up_to()
+            ));
+            return tried;
+        }
+    }
+    if !status.is_success() {
+        tried.outcome.error = Some(format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ));
+    }
+    tried
+}
+
+fn too_large(max_body: u64) -> String {
+    format!("response body exceeds http.max_body_bytes ({max_body} bytes)")
+}
+
+/// A reqwest error as a short sentence without the URL (which may hold secrets and
+/// is known to the caller anyway).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body failed"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}

@@ -1,0 +1,160 @@
+//! Fault injection for the mock API, deterministic for a seed.
+//!
+//! Each request is keyed by its `id` query parameter (or path) and the number of
+//! times that key was seen, so the same requests get the same faults in every run,
+//! whatever order concurrency puts them in.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Faults the mock injects; all rates are fractions of requests (0.0–1.0).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Seed of the fault decisions.
+    pub seed: u64,
+    /// Answer `503 Service Unavailable`.
+    pub error_rate: f64,
+    /// Answer `429 Too Many Requests` with `Retry-After: 1`.
+    pub throttle_rate: f64,
+    /// Cut the connection after the status line (the body never arrives).
+    pub reset_rate: f64,
+    /// Answer only after `slow`.
+    pub slow_rate: f64,
+    /// The delay of slow answers.
+    pub slow: Duration,
+    /// Requests allowed per minute (TheCatAPI's free tier allows 120); more get 429
+    /// with `Retry-After` until the minute is over. 0 = no limit.
+    pub per_minute: u32,
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    Error,
+    Throttle { retry_after_s: u64 },
+    Reset,
+    Slow,
+}
+
+/// Decides faults and records what was answered.
+#[derive(Debug, Default)]
+pub(crate) struct FaultState {
+    seen: Mutex<HashMap<String, u64>>,
+    window: Mutex<(Option<Instant>, u32)>,
+    successes: Mutex<(u64, HashSet<String>)>,
+}
+
+/// A number in [0, 1) from the seed, key and attempt (splitmix64).
+fn unit(seed: u64, key: &str, attempt: u64) -> f64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for b in key.bytes().chain(attempt.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl FaultState {
+    pub(crate) fn decide(&self, faults: &Faults, key: &str) -> Fault {
+        if faults.per_minute > 0 {
+            let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let start = *window.0.get_or_insert(now);
+            let elapsed = now.duration_since(start);
+            if elapsed >= Duration::from_secs(60) {
+                *window = (Some(now), 0);
+            }
+            if window.1 >= faults.per_minute {
+                let left = Duration::from_secs(60).saturating_sub(elapsed);
+                return Fault::Throttle {
+                    retry_after_s: left.as_secs().max(1),
+                };
+            }
+            window.1 += 1;
+        }
+        let attempt = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let n = seen.entry(key.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let x = unit(faults.seed, key, attempt);
+        let mut edge = faults.error_rate;
+        if x < edge {
+            return Fault::Error;
+        }
+        edge += faults.throttle_rate;
+        if x < edge {
+            return Fault::Throttle { retry_after_s: 1 };
+        }
+        edge += faults.reset_rate;
+        if x < edge {
+            return Fault::Reset;
+        }
+        edge += faults.slow_rate;
+        if x < edge {
+            return Fault::Slow;
+        }
+        Fault::None
+    }
+
+    /// A 2xx answer for `key` went out.
+    pub(crate) fn succeeded(&self, key: &str) {
+        let mut s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        s.1.insert(key.to_string());
+    }
+
+    /// (2xx answers, distinct keys answered 2xx).
+    pub(crate) fn successes(&self) -> (u64, u64) {
+        let s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
+        (s.0, s.1.len() as u64)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.window.lock().unwrap_or_else(|e| e.into_inner()) = (None, 0);
+        *self.successes.lock().unwrap_or_else(|e| e.into_inner()) = (0, HashSet::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_are_deterministic_and_near_the_rates() {
+        let faults = Faults {
+            seed: 7,
+            error_rate: 0.2,
+            throttle_rate: 0.05,
+            ..Faults::default()
+        };
+        let count = |state: &FaultState| {
+            (0..10_000)
+                .filter(|i| state.decide(&faults, &format!("k{i}")) == Fault::Error)
+                .count()
+        };
+        let (a, b) = (count(&FaultState::default()), count(&FaultState::default()));
+        assert_eq!(a, b);
+        assert!((1_800..2_200).contains(&a), "{a}");
+    }
+
+    #[test]
+    fn per_minute_limit_throttles() {
+        let faults = Faults {
+            per_minute: 3,
+            ..Faults::default()
+        };
+        let state = FaultState::default();
+        let got: Vec<_> = (0..5)
+            .map(|i| state.decide(&faults, &i.to_string()))
+            .collect();
+        assert_eq!(got[..3], [Fault::None; 3]);
+        assert!(matches!(got[3], Fault::Throttle { retry_after_s } if retry_after_s >= 59));
+    }
+}
