@@ -46,16 +46,45 @@ pub fn parse_url(raw: &str) -> Result<Url, String> {
     }
 }
 
-/// The URL as shown in errors: without user name and password.
+/// Query parameters whose values are hidden in errors (matched case-insensitively,
+/// as a part of the name: `api_key`, `X-Api-Key`, `access_token`, …).
+const SECRET_PARAMS: [&str; 7] = [
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "signature",
+    "auth",
+];
+
+/// The URL as shown in errors: without user name and password, and with the values
+/// of secret-looking query parameters replaced by `***`.
 pub fn redact(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        _ => raw.to_string(),
+    let Ok(mut url) = Url::parse(raw) else {
+        return raw.to_string();
+    };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = SECRET_PARAMS.iter().any(|s| lower.contains(s));
+                (
+                    k.into_owned(),
+                    if secret {
+                        "***".to_string()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
     }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -78,5 +107,10 @@ mod tests {
     fn credentials_are_redacted() {
         assert_eq!(redact("http://user:secret@h/p"), "http://h/p");
         assert_eq!(redact("http://h/p"), "http://h/p");
+        assert_eq!(
+            redact("http://h/p?id=7&api_key=s3cr3t&Access_Token=t"),
+            "http://h/p?id=7&api_key=***&Access_Token=***"
+        );
+        assert_eq!(redact("not a url"), "not a url");
     }
 }
