@@ -79,7 +79,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
             .table_factories_mut()
             .insert("NOOP".to_string(), Arc::new(noop::NoopTableFactory));
         datafusion_functions_json::register_all(&mut *state)?;
-        if let Some(guarded) = volatile::guard(&state) {
+        if !registered && let Some(guarded) = volatile::guard(&state) {
             *state = guarded;
         }
         (runtime, registered)

@@ -46,16 +46,24 @@ impl AsyncRuntime {
     pub fn require(
         ctx: &datafusion::prelude::SessionContext,
     ) -> datafusion::common::Result<Arc<Self>> {
-        Self::of(ctx).ok_or_else(|| {
+        Self::from_config(ctx.state_ref().read().config())
+    }
+
+    /// The runtime stored in a session's config by [`crate::register_all`], or a
+    /// plan error saying to call it.
+    pub fn from_config(
+        config: &datafusion::execution::context::SessionConfig,
+    ) -> datafusion::common::Result<Arc<Self>> {
+        config.get_extension::<Self>().ok_or_else(|| {
             datafusion::common::plan_datafusion_err!(
-                "call datafusion_async_udf::register_all(&ctx) before registering async functions"
+                "call datafusion_async_udf::register_all(&ctx) before using async functions or map_in_batches"
             )
         })
     }
 
     /// The runtime registered on `ctx` by [`crate::register_all`], if any.
     pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<Self>> {
-        ctx.state_ref().read().config().get_extension::<Self>()
+        Self::from_config(ctx.state_ref().read().config()).ok()
     }
 }
 

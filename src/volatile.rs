@@ -50,15 +50,11 @@ impl OptimizerRule for SkipVolatile {
     }
 }
 
-/// `state` with the rule wrapped (in place, order kept); unchanged if the rule is
-/// absent or already wrapped.
+/// `state` with the rule wrapped (in place, order kept), or `None` if the rule is
+/// absent. Called once per session, by the first `register_all`.
 pub(crate) fn guard(state: &SessionState) -> Option<SessionState> {
-    let rules = state.optimizers();
-    let at = rules.iter().position(|r| r.name() == RULE)?;
-    if format!("{:?}", rules[at]).starts_with("SkipVolatile") {
-        return None;
-    }
-    let mut rules = rules.to_vec();
+    let at = state.optimizers().iter().position(|r| r.name() == RULE)?;
+    let mut rules = state.optimizers().to_vec();
     rules[at] = Arc::new(SkipVolatile(Arc::clone(&rules[at])));
     Some(
         SessionStateBuilder::new_from_existing(state.clone())

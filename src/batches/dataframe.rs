@@ -18,14 +18,7 @@ pub trait DataFrameMapExt: Sized {
 impl DataFrameMapExt for DataFrame {
     fn map_in_batches(self, handler: &str, args: Vec<ScalarValue>) -> Result<DataFrame> {
         let (state, plan) = self.into_parts();
-        let runtime = state
-            .config()
-            .get_extension::<AsyncRuntime>()
-            .ok_or_else(|| {
-                datafusion::common::plan_datafusion_err!(
-                    "map_in_batches: call datafusion_async_udf::register_all(&ctx) first"
-                )
-            })?;
+        let runtime = AsyncRuntime::from_config(state.config())?;
         let plan = relation(plan, handler, args, runtime)?;
         Ok(DataFrame::new(state, plan))
     }

@@ -28,6 +28,19 @@ pub struct Faults {
     pub per_minute: u32,
 }
 
+impl Faults {
+    /// No faults at all.
+    pub const NONE: Self = Self {
+        seed: 0,
+        error_rate: 0.0,
+        throttle_rate: 0.0,
+        reset_rate: 0.0,
+        slow_rate: 0.0,
+        slow: Duration::ZERO,
+        per_minute: 0,
+    };
+}
+
 /// What to do with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {

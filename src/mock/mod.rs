@@ -50,15 +50,7 @@ impl MockConfig {
     pub const fn with_latency(latency: Duration) -> Self {
         Self {
             latency,
-            faults: Faults {
-                seed: 0,
-                error_rate: 0.0,
-                throttle_rate: 0.0,
-                reset_rate: 0.0,
-                slow_rate: 0.0,
-                slow: Duration::ZERO,
-                per_minute: 0,
-            },
+            faults: Faults::NONE,
         }
     }
 
