@@ -21,7 +21,7 @@ use datafusion_async_udf::{
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Address {
     street: String,
     city: String,

@@ -9,19 +9,19 @@ use datafusion::prelude::*;
 use datafusion_async_udf::{AsyncFn, ChunkContext, register_all};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Geo {
     lat: f64,
     lon: f64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Person {
     name: String,
     age: Option<i32>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Scored {
     name: String,
     score: f64,

@@ -119,6 +119,43 @@ namespace! {
         /// What a failed row of a user function does: 'row' makes it NULL (or fills
         /// its error field), 'fail' fails the query naming the function and row.
         on_error: OnError = OnError::Row,
+        /// Run async column functions in this crate's pipelined operator (calls keep
+        /// flowing across batch boundaries, metrics in EXPLAIN ANALYZE); false keeps
+        /// DataFusion's AsyncFuncExec, which waits for each batch's slowest call.
+        pipelined: bool = true,
+        /// Rows a partition may have admitted but not yet emitted (calls in flight
+        /// plus finished rows waiting for a slower earlier row): bounds memory and
+        /// how long a straggler can be overtaken. 0 = 32 × max_in_flight.
+        window_rows: usize = 0,
+        /// Let DataFusion spread a single-partition input of the async operator over
+        /// target_partitions (round-robin, large inputs only), so CPU work on the
+        /// results runs on every core. Row order then follows no input order.
+        fan_out: bool = false,
+        /// Retries of a user function call that failed with a transient
+        /// `CallError` (other errors are never retried).
+        max_retries: u32 = 3,
+        /// Upper bound of the first backoff delay in ms (full jitter, doubling).
+        retry_initial_ms: u64 = 100,
+        /// Cap of every backoff delay in ms, retry_after hints included.
+        retry_max_ms: u64 = 30_000,
+    }
+}
+
+impl AsyncUdfConfig {
+    /// The reorder window in rows (`window_rows`, or its default).
+    pub fn window_rows(&self) -> usize {
+        match self.window_rows {
+            0 => self.max_in_flight.get().saturating_mul(32),
+            n => n,
+        }
+    }
+
+    /// The retry policy of user functions.
+    pub fn retry_policy(&self) -> crate::engine::RetryPolicy {
+        crate::engine::RetryPolicy::new()
+            .with_max_retries(self.max_retries)
+            .with_initial(std::time::Duration::from_millis(self.retry_initial_ms))
+            .with_max(std::time::Duration::from_millis(self.retry_max_ms))
     }
 }
 
@@ -154,6 +191,12 @@ namespace! {
         allowed_hosts: String = String::new(),
         /// Redirects followed per request.
         max_redirects: u32 = 10,
+        /// Time limit for opening a connection (TCP and TLS) in ms.
+        connect_timeout_ms: u64 = 10_000,
+        /// More header names whose values are secret (comma-separated), besides
+        /// authorization, proxy-authorization, cookie and x-api-key: never shown in
+        /// errors, plans or logs.
+        secret_headers: String = String::new(),
     }
 }
 

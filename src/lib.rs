@@ -5,6 +5,8 @@
 //! discard the answers.
 //!
 //! * `http_get(url [, headers])`, `http_post(url, body [, headers])` — see [`http`].
+//! * A [pipelined operator](operator) in place of DataFusion's `AsyncFuncExec`:
+//!   calls keep flowing across batch boundaries; metrics in `EXPLAIN ANALYZE`.
 //! * The [engine](engine) behind them: chunked calls, one in-flight budget per
 //!   session shared by all partitions and queries, results in input order.
 //! * A [noop sink](noop): `COPY … STORED AS NOOP`, `STORED AS NOOP` tables for
@@ -38,6 +40,7 @@ pub mod engine;
 pub mod http;
 pub mod mock;
 pub mod noop;
+pub mod operator;
 mod runtime;
 pub mod udf;
 mod volatile;
@@ -45,13 +48,32 @@ mod volatile;
 use std::sync::Arc;
 
 use datafusion::common::Result;
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 pub use batches::{BatchHandler, DataFrameMapExt, register_handler};
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
 pub use noop::DataFrameNoopExt;
 pub use runtime::AsyncRuntime;
-pub use udf::{AsyncFn, ChunkContext};
+pub use udf::{AsyncFn, CallError, ChunkContext};
+
+/// `state` with this crate's planning rules: the guard against duplicated volatile
+/// calls (see `volatile`) and the pipelined operator's rule, placed before
+/// `EnsureRequirements` so that DataFusion plans partitioning around it.
+fn with_rules(state: &SessionState, runtime: Arc<AsyncRuntime>) -> SessionState {
+    let mut physical = state.physical_optimizers().to_vec();
+    let at = physical
+        .iter()
+        .position(|r| r.name() == "EnsureRequirements")
+        .unwrap_or(physical.len());
+    physical.insert(at + 1, Arc::new(operator::KeepOrderRule));
+    physical.insert(at, Arc::new(operator::AsyncPipelineRule::new(runtime)));
+    SessionStateBuilder::new_from_existing(state.clone())
+        .with_optimizer_rules(volatile::guarded(state.optimizers()))
+        .with_physical_optimizer_rules(physical)
+        .build()
+}
 
 /// Registers everything on `ctx`: the `async_udf.` and `http.` config namespaces,
 /// `http_get`, `http_post`, the JSON functions of `datafusion-functions-json`
@@ -79,13 +101,15 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
             .table_factories_mut()
             .insert("NOOP".to_string(), Arc::new(noop::NoopTableFactory));
         datafusion_functions_json::register_all(&mut *state)?;
-        if !registered && let Some(guarded) = volatile::guard(&state) {
-            *state = guarded;
+        if !registered {
+            *state = with_rules(&state, Arc::clone(&runtime));
         }
         (runtime, registered)
     };
     for kind in [http::Kind::Get, http::Kind::Post] {
-        ctx.register_udf(http::HttpFunc::udf(kind, Arc::clone(&runtime)));
+        let udf = http::HttpFunc::udf(kind, Arc::clone(&runtime));
+        runtime.adopt(&udf);
+        ctx.register_udf(udf);
     }
     if !registered {
         ctx.register_relation_planner(Arc::new(batches::MapInBatchesPlanner::new(

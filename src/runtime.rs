@@ -3,6 +3,8 @@
 use crate::batches::Handlers;
 use std::sync::Arc;
 
+use datafusion::logical_expr::ScalarUDF;
+
 use crate::engine::Budget;
 use crate::http::HttpClient;
 
@@ -15,6 +17,8 @@ pub struct AsyncRuntime {
     budget: Budget,
     http: Arc<HttpClient>,
     handlers: Handlers,
+    /// The column functions bound to this runtime (run by its pipelined operator).
+    functions: parking_lot::Mutex<Vec<ScalarUDF>>,
 }
 
 impl AsyncRuntime {
@@ -24,6 +28,7 @@ impl AsyncRuntime {
             budget: Budget::default(),
             http: Arc::new(HttpClient::new()),
             handlers: Handlers::default(),
+            functions: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -35,6 +40,19 @@ impl AsyncRuntime {
     /// The shared HTTP client (connection pool, per-host rate limits).
     pub fn http(&self) -> &Arc<HttpClient> {
         &self.http
+    }
+
+    /// Records `udf` as bound to this runtime (its budget, client, settings).
+    pub(crate) fn adopt(&self, udf: &ScalarUDF) {
+        let mut functions = self.functions.lock();
+        if !functions.contains(udf) {
+            functions.push(udf.clone());
+        }
+    }
+
+    /// Whether `udf` is one of this runtime's functions.
+    pub(crate) fn owns(&self, udf: &ScalarUDF) -> bool {
+        self.functions.lock().iter().any(|f| f == udf)
     }
 
     /// The `map_in_batches` handlers registered on the session.

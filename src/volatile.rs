@@ -11,8 +11,6 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::execution::SessionState;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
@@ -50,15 +48,18 @@ impl OptimizerRule for SkipVolatile {
     }
 }
 
-/// `state` with the rule wrapped (in place, order kept), or `None` if the rule is
-/// absent. Called once per session, by the first `register_all`.
-pub(crate) fn guard(state: &SessionState) -> Option<SessionState> {
-    let at = state.optimizers().iter().position(|r| r.name() == RULE)?;
-    let mut rules = state.optimizers().to_vec();
-    rules[at] = Arc::new(SkipVolatile(Arc::clone(&rules[at])));
-    Some(
-        SessionStateBuilder::new_from_existing(state.clone())
-            .with_optimizer_rules(rules)
-            .build(),
-    )
+/// `rules` with the rule wrapped (in place, order kept).
+pub(crate) fn guarded(
+    rules: &[Arc<dyn OptimizerRule + Send + Sync>],
+) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    rules
+        .iter()
+        .map(|r| {
+            if r.name() == RULE {
+                Arc::new(SkipVolatile(Arc::clone(r))) as _
+            } else {
+                Arc::clone(r)
+            }
+        })
+        .collect()
 }

@@ -17,8 +17,9 @@ use datafusion::physical_plan::{
 };
 
 use super::handler::{BatchHandler, HandlerArgs};
-use super::stream::{Limits, map_stream};
+use super::stream::map_stream;
 use crate::config::{self, AsyncUdfConfig};
+use crate::engine::Window;
 use crate::runtime::AsyncRuntime;
 
 /// Runs a handler over every chunk of its input, one output partition per input
@@ -140,10 +141,11 @@ impl ExecutionPlan for MapInBatchesExec {
         let options = Arc::clone(context.session_config().options());
         let settings: AsyncUdfConfig = config::get(&options);
         let max_in_flight = settings.max_in_flight.get();
-        let limits = Limits {
-            semaphore: self.runtime.budget().semaphore(max_in_flight),
+        let window = Window {
             chunk_size: settings.chunk_size.get(),
-            window: max_in_flight,
+            max_chunks: max_in_flight,
+            max_rows: usize::MAX,
+            permits: Some(self.runtime.budget().semaphore(max_in_flight)),
         };
         let args = Arc::new(HandlerArgs {
             values: self.args.clone(),
@@ -155,7 +157,8 @@ impl ExecutionPlan for MapInBatchesExec {
             Arc::clone(&self.handler),
             args,
             Arc::clone(&self.schema),
-            limits,
+            window,
+            vec![Arc::clone(self.runtime.budget().stats())],
         ))
     }
 }

@@ -4,6 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
+use super::CallStats;
+
 /// A resizable limit on calls in flight, shared by everything registered on one
 /// `SessionContext`.
 ///
@@ -14,6 +16,7 @@ use tokio::sync::Semaphore;
 #[derive(Debug)]
 pub struct Budget {
     current: Mutex<(usize, Arc<Semaphore>)>,
+    stats: Arc<CallStats>,
 }
 
 impl Budget {
@@ -22,6 +25,7 @@ impl Budget {
         let limit = limit.max(1);
         Self {
             current: Mutex::new((limit, Arc::new(Semaphore::new(limit)))),
+            stats: Arc::new(CallStats::new()),
         }
     }
 
@@ -34,6 +38,12 @@ impl Budget {
             *current = (limit, Arc::new(Semaphore::new(limit)));
         }
         Arc::clone(&current.1)
+    }
+
+    /// What every call of the session did so far (never reset; for progress
+    /// displays). Calls record into it when run [`within`](super::within) it.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
     }
 
     /// The limit currently in force.

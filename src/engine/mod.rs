@@ -17,6 +17,10 @@
 //!   (HTTP `Retry-After`) honoured and capped, an overall deadline.
 //! * **Rate limits** ([`RateLimits`]): requests per second per key, shared by the
 //!   session, and pauses per key.
+//! * **Pipelining** ([`pipeline`]): chunks of a partition's batches admitted as the
+//!   window frees, across batch boundaries, output in input order.
+//! * **Metrics** ([`metrics`]): calls, retries, 429s, errors by kind, calls in
+//!   flight (peak, mean), latency percentiles, rate-limiter wait.
 //! * **Cancellation.** Nothing is spawned: dropping the returned future (a
 //!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
 //!   first `Err` drops the rest.
@@ -24,13 +28,17 @@
 mod budget;
 mod chunks;
 mod context;
+pub mod metrics;
 mod ordered;
+mod pipeline;
 mod rate;
 mod retry;
 
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
-pub use context::ChunkContext;
+pub use context::{ChunkContext, current_chunk};
+pub use metrics::{CallStats, within};
 pub use ordered::map_ordered;
+pub use pipeline::{ChunkCall, Window, pipeline};
 pub use rate::RateLimits;
 pub use retry::{Attempts, GaveUp, RetryPolicy, Verdict, retry};

@@ -8,6 +8,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
+use super::metrics;
+
 /// Calls `call` on every item with at most as many calls in flight as `semaphore`
 /// has permits (shared with every other user of that semaphore), and returns the
 /// results in input order.
@@ -42,8 +44,10 @@ where
                 if let Some((index, item)) = next.take() {
                     results.push(None);
                     let call = call(item);
+                    let guard = metrics::start_call();
                     in_flight.push(async move {
                         let result = call.await;
+                        guard.finish();
                         drop(permit);
                         (index, result)
                     });

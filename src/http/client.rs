@@ -2,17 +2,34 @@
 
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use super::attempt::attempt;
 use super::policy::{Settings, may_retry};
 use super::request::{Outcome, Request};
-use crate::engine::{GaveUp, RateLimits, Verdict, retry};
+use crate::engine::{GaveUp, RateLimits, Verdict, metrics, retry};
 
 /// One per session: a reqwest client (connection pooling, rustls) and the
 /// per-host rate limits shared by every query of the session.
+///
+/// The connect timeout is a property of the reqwest client: a query run with another
+/// `http.connect_timeout_ms` than the last one gets a new client (and pool).
 #[derive(Debug)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    client: Mutex<(Option<Duration>, reqwest::Client)>,
     rate: RateLimits,
+}
+
+fn build(connect_timeout: Option<Duration>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("datafusion-async-udf/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
+        // redirects are followed by hand, to check every hop's host
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(t) = connect_timeout {
+        builder = builder.connect_timeout(t);
+    }
+    builder.build().unwrap_or_default()
 }
 
 impl Default for HttpClient {
@@ -23,18 +40,20 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("datafusion-async-udf/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            // redirects are followed by hand, to check every hop's host
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let connect = Settings::default().connect_timeout;
         Self {
-            client,
+            client: Mutex::new((connect, build(connect))),
             rate: RateLimits::default(),
         }
+    }
+
+    /// The client for `connect_timeout` (cheap: a reqwest client is a handle).
+    fn client(&self, connect_timeout: Option<Duration>) -> reqwest::Client {
+        let mut current = self.client.lock();
+        if current.0 != connect_timeout {
+            *current = (connect_timeout, build(connect_timeout));
+        }
+        current.1.clone()
     }
 
     /// Sends `request` with retries (transient failures, never a POST unless
@@ -48,13 +67,17 @@ impl HttpClient {
         } else {
             settings.retry.with_max_retries(0)
         };
+        let client = &self.client(settings.connect_timeout);
         let (request, host) = (&request, host.as_str());
         let done = retry(
             policy,
             |_, left| async move {
+                let waiting = Instant::now();
                 self.rate.acquire(host, settings.requests_per_second).await;
-                let tried = attempt(&self.client, request, settings, left).await;
+                metrics::rate_waited(waiting.elapsed());
+                let tried = attempt(client, request, settings, left).await;
                 if tried.outcome.status == Some(429) {
+                    metrics::throttled();
                     let pause = tried.retry_after.unwrap_or(Duration::from_secs(1));
                     self.rate.pause(host, pause.min(settings.retry.max));
                 }
@@ -71,6 +94,7 @@ impl HttpClient {
             },
         )
         .await;
+        metrics::retried(done.attempts.saturating_sub(1) as usize);
         let mut outcome = done.result.outcome;
         outcome.attempts = done.attempts;
         outcome.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);

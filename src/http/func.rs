@@ -16,7 +16,7 @@ use super::policy::Settings;
 use super::request::{Outcome, redact};
 use super::{Kind, output};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
-use crate::engine::map_ordered;
+use crate::engine::{map_ordered, metrics, within};
 use crate::runtime::AsyncRuntime;
 
 /// `http_get` or `http_post` bound to a session's [`AsyncRuntime`].
@@ -87,11 +87,14 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let client = self.runtime.http();
         let on_error = http.on_error;
         let rows_ref = &rows;
-        let outcomes = map_ordered(semaphore, rows.called_rows(), |i| async move {
+        let calls = map_ordered(semaphore, rows.called_rows(), |i| async move {
             let outcome = match rows_ref.request(i) {
                 Ok(request) => client.send(request, settings).await,
                 Err(reason) => Outcome::failed(reason),
             };
+            if outcome.error.is_some() {
+                metrics::failed(outcome.error_kind());
+            }
             match (&outcome.error, on_error) {
                 (Some(error), OnError::Fail) => exec_err!(
                     "{}: row {i} of the batch, url '{}': {error}",
@@ -100,8 +103,8 @@ impl AsyncScalarUDFImpl for HttpFunc {
                 ),
                 _ => Ok((i, outcome)),
             }
-        })
-        .await?;
+        });
+        let outcomes = within(Arc::clone(self.runtime.budget().stats()), calls).await?;
 
         let mut column = vec![None; args.number_rows];
         for (i, outcome) in outcomes {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub requests_per_second: f64,
     pub allowed_hosts: AllowedHosts,
     pub max_redirects: u32,
+    /// TCP + TLS set-up; `None` = no limit.
+    pub connect_timeout: Option<Duration>,
 }
 
 fn millis(ms: u64) -> Option<Duration> {
@@ -40,6 +42,7 @@ impl From<&HttpConfig> for Settings {
             requests_per_second: c.requests_per_second,
             allowed_hosts: AllowedHosts::parse(&c.allowed_hosts),
             max_redirects: c.max_redirects,
+            connect_timeout: millis(c.connect_timeout_ms),
         }
     }
 }

@@ -33,6 +33,22 @@ impl Outcome {
             ..Self::default()
         }
     }
+
+    /// A short name for the kind of failure, for metrics: `http_4xx`, `http_5xx`,
+    /// `timeout`, `connect`, `body`, `invalid` (the row could not be sent) or `other`.
+    pub fn error_kind(&self) -> &'static str {
+        let error = self.error.as_deref().unwrap_or_default();
+        match self.status {
+            Some(s) if s >= 500 => "http_5xx",
+            Some(s) if s >= 400 => "http_4xx",
+            Some(_) => "body",
+            None if self.attempts == 0 => "invalid",
+            None if error.contains("timed out") => "timeout",
+            None if error.starts_with("connection failed") => "connect",
+            None if error.starts_with("reading body") || error.starts_with("body") => "body",
+            None => "other",
+        }
+    }
 }
 
 /// Parses and checks a URL: absolute, http or https.

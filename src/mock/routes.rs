@@ -51,15 +51,37 @@ impl State {
         }
     }
 
-    /// Waits the configured latency, or `latency_ms` from the query string.
+    /// Waits the configured latency, or `latency_ms` from the query string, or a
+    /// heavy-tailed latency drawn for the request's `id` (see [`lognormal`]).
     async fn delay(&self, query: &HashMap<String, String>) {
-        let latency = query
-            .get("latency_ms")
-            .and_then(|v| v.parse().ok())
-            .map_or(self.config.latency, Duration::from_millis);
+        let param = |k: &str| query.get(k).and_then(|v| v.parse::<f64>().ok());
+        let latency = match (param("median_ms"), param("p99_ms")) {
+            (Some(median), Some(p99)) => {
+                let id = query.get("id").map(String::as_str).unwrap_or_default();
+                Self::lognormal(id, median, p99)
+            }
+            _ => param("latency_ms")
+                .map_or(self.config.latency, |ms| Duration::from_millis(ms as u64)),
+        };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+    }
+
+    /// A latency from the log-normal distribution with the given median and 99th
+    /// percentile, drawn deterministically from `id` (the same id, the same latency),
+    /// capped at 60 s.
+    pub(crate) fn lognormal(id: &str, median_ms: f64, p99_ms: f64) -> Duration {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let mut rng = fastrand::Rng::with_seed(h.finish());
+        // Box-Muller; z(0.99) = 2.326
+        let (u1, u2) = (rng.f64().max(f64::MIN_POSITIVE), rng.f64());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let sigma = (p99_ms.max(median_ms) / median_ms.max(0.001)).ln() / 2.326;
+        let ms = (median_ms * (sigma * z).exp()).min(60_000.0);
+        Duration::from_micros((ms * 1000.0) as u64)
     }
 
     /// Answers one request of a fault-injecting route: counts it, waits, injects
@@ -281,4 +303,24 @@ async fn redirect_to(Extract(state): Shared, Query(query): Params) -> Response {
 
 async fn stats(Extract(state): Shared) -> Response {
     axum::Json(state.stats()).into_response()
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+
+    #[test]
+    fn lognormal_has_the_asked_median_and_p99() {
+        let mut ms: Vec<f64> = (0..20_000)
+            .map(|i| State::lognormal(&i.to_string(), 50.0, 1000.0).as_secs_f64() * 1000.0)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let (median, p99) = (ms[10_000], ms[19_800]);
+        assert!((45.0..55.0).contains(&median), "median {median}");
+        assert!((850.0..1150.0).contains(&p99), "p99 {p99}");
+        assert_eq!(
+            State::lognormal("7", 50.0, 1000.0),
+            State::lognormal("7", 50.0, 1000.0)
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
     throttled: AtomicU64,
+    max_overtaken: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -29,17 +30,20 @@ pub struct MockStats {
     pub distinct_successes: u64,
     /// 429 answers sent.
     pub throttled: u64,
+    /// The most requests that arrived while one request was being handled: how far
+    /// a client kept calling past its slowest call.
+    pub max_overtaken: u64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).
-pub(crate) struct InFlight<'a>(&'a Counters);
+pub(crate) struct InFlight<'a>(&'a Counters, u64);
 
 impl Counters {
     pub(crate) fn begin(&self) -> InFlight<'_> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
+        let arrived = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight(self)
+        InFlight(self, arrived)
     }
 
     pub(crate) fn snapshot(&self) -> MockStats {
@@ -49,6 +53,7 @@ impl Counters {
             in_flight: self.in_flight.load(Ordering::SeqCst),
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
             throttled: self.throttled.load(Ordering::SeqCst),
+            max_overtaken: self.max_overtaken.load(Ordering::SeqCst),
             ..MockStats::default()
         }
     }
@@ -58,6 +63,7 @@ impl Counters {
         self.requests.store(0, Ordering::SeqCst);
         self.completed.store(0, Ordering::SeqCst);
         self.throttled.store(0, Ordering::SeqCst);
+        self.max_overtaken.store(0, Ordering::SeqCst);
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     }
@@ -73,6 +79,12 @@ impl InFlight<'_> {
     /// The response is ready.
     pub(crate) fn complete(self) {
         self.0.completed.fetch_add(1, Ordering::SeqCst);
+        let overtaken = self
+            .0
+            .requests
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.1);
+        self.0.max_overtaken.fetch_max(overtaken, Ordering::SeqCst);
     }
 }
 
@@ -93,6 +105,7 @@ mod tests {
         let b = c.begin();
         assert_eq!(c.snapshot().peak_in_flight, 2);
         a.complete();
+        assert_eq!(c.snapshot().max_overtaken, 1, "b arrived while a ran");
         drop(b);
         let s = c.snapshot();
         assert_eq!(

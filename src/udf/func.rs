@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
 use super::convert::compatible;
 use super::kernel::{Kernel, Run};
 use crate::config::{self, AsyncUdfConfig};
+use crate::engine::within;
 use crate::runtime::AsyncRuntime;
 
 /// A typed async function bound to a session's runtime.
@@ -139,22 +140,21 @@ impl AsyncScalarUDFImpl for TypedFunc {
             let idx = UInt32Array::from_iter_values(positions.iter().map(|&i| i as u32));
             take(&array, &idx, None)?
         };
-        let outputs = self
-            .kernel
-            .run(
-                rows,
-                Run {
-                    name: &self.name,
-                    semaphore: self
-                        .runtime
-                        .budget()
-                        .semaphore(settings.max_in_flight.get()),
-                    chunk_size: settings.chunk_size.get(),
-                    on_error: settings.on_error,
-                    positions: &positions,
-                },
-            )
-            .await?;
+        let outputs = self.kernel.run(
+            rows,
+            Run {
+                name: &self.name,
+                semaphore: self
+                    .runtime
+                    .budget()
+                    .semaphore(settings.max_in_flight.get()),
+                chunk_size: settings.chunk_size.get(),
+                on_error: settings.on_error,
+                positions: &positions,
+                retry: settings.retry_policy(),
+            },
+        );
+        let outputs = within(Arc::clone(self.runtime.budget().stats()), outputs).await?;
 
         // back to batch rows: NULL input rows get NULL
         let mut slot = vec![None; n];

@@ -15,8 +15,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use super::convert::{from_array, to_array};
+use super::error::verdict;
 use crate::config::OnError;
-use crate::engine::{ChunkContext, chunk_ranges, map_ordered};
+use crate::engine::{
+    ChunkContext, GaveUp, RetryPolicy, chunk_ranges, current_chunk, map_ordered, metrics, retry,
+};
 
 /// One evaluation: the session's budget and settings, and where the rows sit in
 /// the batch (for error messages).
@@ -27,11 +30,14 @@ pub(crate) struct Run<'a> {
     pub on_error: OnError,
     /// Batch row of each input row (the input holds only non-NULL rows).
     pub positions: &'a [usize],
+    /// Retries of calls failing with a transient `CallError`.
+    pub retry: RetryPolicy,
 }
 
 impl Run<'_> {
     /// Under `'row'` a failure becomes that row's error; under `'fail'` the query's.
     fn failure(&self, first_row: usize, what: &str, error: impl Display) -> Result<String> {
+        metrics::failed("call");
         match self.on_error {
             OnError::Row => Ok(error.to_string()),
             OnError::Fail => exec_err!(
@@ -40,6 +46,14 @@ impl Run<'_> {
                 self.positions[first_row]
             ),
         }
+    }
+}
+
+/// The error of the last attempt, saying when retries ran out.
+fn gave_up(e: impl Display, why: &Option<GaveUp>, attempts: u32) -> String {
+    match why {
+        Some(_) if attempts > 1 => format!("{e} (gave up after {attempts} attempts)"),
+        _ => e.to_string(),
     }
 }
 
@@ -87,7 +101,7 @@ pub(crate) struct RowKernel<I, O, F> {
 #[async_trait]
 impl<I, O, E, F, Fut> Kernel for RowKernel<I, O, F>
 where
-    I: DeserializeOwned + Send + 'static,
+    I: DeserializeOwned + Clone + Send + Sync + 'static,
     O: Serialize + Send + 'static,
     E: Display + Send + 'static,
     F: Fn(I) -> Fut + Send + Sync + 'static,
@@ -99,13 +113,14 @@ where
         let results = map_ordered(
             Arc::clone(&run.semaphore),
             inputs.into_iter().enumerate(),
-            |(k, input)| {
-                let call = (self.f)(input);
-                async move {
-                    match call.await {
-                        Ok(out) => Ok(Ok(out)),
-                        Err(e) => run.failure(k, "call", e).map(Err),
-                    }
+            |(k, input)| async move {
+                let done = retry(run.retry, |_, _| (self.f)(input.clone()), verdict).await;
+                metrics::retried(done.attempts as usize - 1);
+                match done.result {
+                    Ok(out) => Ok(Ok(out)),
+                    Err(e) => run
+                        .failure(k, "call", gave_up(e, &done.gave_up, done.attempts))
+                        .map(Err),
                 }
             },
         )
@@ -123,8 +138,12 @@ pub(crate) struct ChunkKernel<I, O, F> {
     pub types: PhantomData<fn(I) -> O>,
 }
 
-/// Moves `items` into chunks of `size`, each with its context.
+/// Moves `items` into chunks of `size`, each with its context. Within the
+/// pipelined operator the items are one of its chunks and keep its context.
 fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, Vec<I>)> {
+    if let Some(cx) = current_chunk().filter(|_| items.len() <= size) {
+        return vec![(cx, items)];
+    }
     let ranges: Vec<_> = chunk_ranges(items.len(), size).collect();
     let mut items = items.into_iter();
     ranges
@@ -145,7 +164,7 @@ fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, Vec<I>)> {
 #[async_trait]
 impl<I, O, E, F, Fut> Kernel for ChunkKernel<I, O, F>
 where
-    I: DeserializeOwned + Send + 'static,
+    I: DeserializeOwned + Clone + Send + Sync + 'static,
     O: Serialize + Send + 'static,
     E: Display + Send + 'static,
     F: Fn(Vec<I>, ChunkContext) -> Fut + Send + Sync + 'static,
@@ -157,10 +176,12 @@ where
         let chunks = into_chunks(inputs, run.chunk_size);
         let results = map_ordered(Arc::clone(&run.semaphore), chunks, |(cx, chunk)| {
             let n = chunk.len();
-            let call = (self.f)(chunk, cx.clone());
             async move {
                 let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
-                match call.await {
+                let done = retry(run.retry, |_, _| (self.f)(chunk.clone(), cx.clone()), verdict).await;
+                metrics::retried(done.attempts as usize - 1);
+                let (gave_up_why, attempts) = (done.gave_up, done.attempts);
+                match done.result {
                     Ok(out) if out.len() == n => Ok(out.into_iter().map(Ok).collect::<Vec<_>>()),
                     Ok(out) => exec_err!(
                         "{}: {what} returned {} values for {n} rows; a chunk function must return one value per row",
@@ -168,7 +189,7 @@ where
                         out.len()
                     ),
                     Err(e) => {
-                        let msg = run.failure(cx.rows.start, &what, e)?;
+                        let msg = run.failure(cx.rows.start, &what, gave_up(e, &gave_up_why, attempts))?;
                         Ok((0..n).map(|_| Err(msg.clone())).collect())
                     }
                 }

@@ -27,8 +27,14 @@
 //! that row, or that chunk's rows for a failed chunk), or, with
 //! [`AsyncFn::with_error_field`], a struct whose `error` field says why; `'fail'`
 //! fails the query naming the function and the row.
+//!
+//! A call failing with a transient [`CallError`] is retried (exponential backoff,
+//! full jitter, its `retry_after` honoured): `async_udf.max_retries`,
+//! `async_udf.retry_initial_ms`, `async_udf.retry_max_ms`. A per-chunk call is
+//! retried whole. Inputs are cloned for each attempt, hence `I: Clone`.
 
 mod convert;
+mod error;
 mod func;
 mod kernel;
 
@@ -47,6 +53,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::engine::ChunkContext;
 pub use convert::arrow_type;
+pub use error::CallError;
 
 use func::TypedFunc;
 use kernel::{ChunkKernel, Kernel, RowKernel};
@@ -76,7 +83,7 @@ impl AsyncFn {
     /// A function called once per row: `f(row) -> Result<output, error>`.
     pub fn per_row<I, O, E, F, Fut>(name: impl Into<String>, f: F) -> Result<Self>
     where
-        I: DeserializeOwned + Send + 'static,
+        I: DeserializeOwned + Clone + Send + Sync + 'static,
         O: Serialize + DeserializeOwned + Send + 'static,
         E: Display + Send + 'static,
         F: Fn(I) -> Fut + Send + Sync + 'static,
@@ -96,7 +103,7 @@ impl AsyncFn {
     /// rows: `f(rows, context) -> Result<one output per row, error>`.
     pub fn per_chunk<I, O, E, F, Fut>(name: impl Into<String>, f: F) -> Result<Self>
     where
-        I: DeserializeOwned + Send + 'static,
+        I: DeserializeOwned + Clone + Send + Sync + 'static,
         O: Serialize + DeserializeOwned + Send + 'static,
         E: Display + Send + 'static,
         F: Fn(Vec<I>, ChunkContext) -> Fut + Send + Sync + 'static,
@@ -155,6 +162,7 @@ impl AsyncFn {
 
     /// The UDF on `runtime` (to register it yourself).
     pub fn into_udf(self, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
+        let runtime_ref = Arc::clone(&runtime);
         let func = TypedFunc::new(
             self.name,
             self.input,
@@ -163,7 +171,9 @@ impl AsyncFn {
             self.kernel,
             runtime,
         );
-        AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf()
+        let udf = AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf();
+        runtime_ref.adopt(&udf);
+        udf
     }
 
     /// Registers the function on `ctx`, sharing the budget of everything

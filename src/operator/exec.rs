@@ -1,0 +1,242 @@
+//! `AsyncPipelineExec`: evaluates async column functions with calls flowing
+//! across batch boundaries.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::array::RecordBatch;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, Statistics};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
+use datafusion::physical_plan::async_func::AsyncFuncExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput,
+};
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::future::try_join_all;
+use futures::{FutureExt, StreamExt};
+
+use super::display::Redactor;
+use crate::config::{self, AsyncUdfConfig};
+use crate::engine::{CallStats, ChunkContext, Window, pipeline};
+use crate::runtime::AsyncRuntime;
+
+/// Appends one column per async expression to its input, like DataFusion's
+/// `AsyncFuncExec`, but pipelined: see the [module](super) documentation.
+#[derive(Debug)]
+pub struct AsyncPipelineExec {
+    input: Arc<dyn ExecutionPlan>,
+    async_exprs: Vec<Arc<AsyncFuncExpr>>,
+    runtime: Arc<AsyncRuntime>,
+    fan_out: bool,
+    redactor: Redactor,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+    stats: Arc<CallStats>,
+}
+
+impl AsyncPipelineExec {
+    pub(crate) fn try_new(
+        async_exprs: Vec<Arc<AsyncFuncExpr>>,
+        input: Arc<dyn ExecutionPlan>,
+        runtime: Arc<AsyncRuntime>,
+        fan_out: bool,
+        redactor: Redactor,
+    ) -> Result<Self> {
+        // the same output schema and properties as the node it replaces
+        let stock = AsyncFuncExec::try_new(async_exprs.clone(), Arc::clone(&input))?;
+        let metrics = ExecutionPlanMetricsSet::new();
+        let stats = CallStats::registered(&metrics);
+        Ok(Self {
+            input,
+            async_exprs,
+            runtime,
+            fan_out,
+            redactor,
+            properties: Arc::clone(stock.properties()),
+            metrics,
+            stats,
+        })
+    }
+
+    /// Whether DataFusion may spread its input over partitions.
+    pub fn fans_out(&self) -> bool {
+        self.fan_out
+    }
+
+    /// The figures of the calls made so far.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
+    }
+}
+
+impl DisplayAs for AsyncPipelineExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exprs: Vec<String> = self
+            .async_exprs
+            .iter()
+            .map(|e| {
+                format!(
+                    "async_expr(name={}, expr={})",
+                    e.name(),
+                    self.redactor.show(&e.func)
+                )
+            })
+            .collect();
+        match t {
+            DisplayFormatType::TreeRender => write!(f, "async_expr={}", exprs.join(", ")),
+            _ => write!(f, "AsyncPipelineExec: async_expr=[{}]", exprs.join(", ")),
+        }
+    }
+}
+
+impl ExecutionPlan for AsyncPipelineExec {
+    fn name(&self) -> &'static str {
+        "AsyncPipelineExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![self.fan_out]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for e in &self.async_exprs {
+            let e: Arc<dyn PhysicalExpr> = Arc::clone(e) as _;
+            if f(&e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(Self::try_new(
+            self.async_exprs.clone(),
+            children.swap_remove(0),
+            Arc::clone(&self.runtime),
+            self.fan_out,
+            self.redactor.clone(),
+        )?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn with_new_children_and_same_properties(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let options = Arc::clone(context.session_config().options());
+        let settings: AsyncUdfConfig = config::get(&options);
+        self.stats
+            .budget
+            .store(settings.max_in_flight.get(), Ordering::Relaxed);
+        let window = Window {
+            chunk_size: settings.chunk_size.get(),
+            max_chunks: usize::MAX,
+            max_rows: settings.window_rows(),
+            // the functions take one slot of the budget per call themselves
+            permits: None,
+        };
+        let schema = self.schema();
+        let exprs = Arc::new(self.async_exprs.clone());
+        let out_schema = Arc::clone(&schema);
+        let call = Arc::new(move |_cx: ChunkContext, chunk: RecordBatch| {
+            let (exprs, options, schema) = (
+                Arc::clone(&exprs),
+                Arc::clone(&options),
+                Arc::clone(&out_schema),
+            );
+            async move {
+                let n = chunk.num_rows();
+                let columns = try_join_all(
+                    exprs
+                        .iter()
+                        .map(|e| e.invoke_with_args(&chunk, Arc::clone(&options))),
+                )
+                .await?;
+                let mut arrays = chunk.columns().to_vec();
+                for c in columns {
+                    arrays.push(c.to_array(n)?);
+                }
+                Ok(vec![RecordBatch::try_new(schema, arrays)?])
+            }
+            .boxed()
+        });
+        let sinks = vec![
+            Arc::clone(self.runtime.budget().stats()),
+            Arc::clone(&self.stats),
+        ];
+        let input = self.input.execute(partition, context)?;
+        let stream = pipeline(partition, input, Arc::clone(&schema), window, call, sinks);
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let stream = stream.map(move |b| b.map(|b| b.record_output(&baseline)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
+    }
+
+    /// One output row per input row; nothing known about the new columns.
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let rows = input_stats
+            .first()
+            .map_or(Precision::Absent, |s| s.num_rows);
+        Ok(Arc::new(
+            Statistics::new_unknown(&self.schema()).with_num_rows(rows),
+        ))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}

@@ -1,0 +1,54 @@
+//! The pipelined async operator.
+//!
+//! DataFusion plans async column functions (`http_get`, typed [`AsyncFn`]s) into
+//! `AsyncFuncExec`, which takes one batch at a time and awaits it whole: the next
+//! batch starts only when the slowest call of this one has answered. With
+//! heavy-tailed latency most of the budget then sits idle behind stragglers.
+//!
+//! A physical optimizer rule ([`AsyncPipelineRule`], installed by
+//! [`register_all`](crate::register_all) just before DataFusion's
+//! `EnsureRequirements`) swaps every `AsyncFuncExec` whose functions all belong to
+//! this crate for [`AsyncPipelineExec`]. We chose a rule over our own planner so
+//! that DataFusion keeps deciding *where* async calls go (projection, filter,
+//! aggregate arguments) and users' own planners keep working; the swap is
+//! one-for-one with the same schema and properties. Other async UDFs keep the
+//! stock node: they were not written for concurrent chunks.
+//!
+//! Per partition, the operator runs the engine's [pipeline](crate::engine::pipeline):
+//! input batches are cut into chunks of `async_udf.chunk_size` rows; chunks are
+//! admitted while fewer than `async_udf.window_rows` rows are admitted but not yet
+//! emitted, and their rows take slots of the session's budget
+//! (`async_udf.max_in_flight`, shared by all partitions and queries) as soon as
+//! slots free, whatever batch they came from. Output batches (one per chunk) leave
+//! in input order as soon as their rows are done. Input is pulled only when the
+//! window has room, so memory is bounded and a satisfied `LIMIT` stops admission.
+//!
+//! **Fan-out.** With `async_udf.fan_out = true`, the operator tells DataFusion it
+//! benefits from input partitioning: a single-partition input (a CSV file,
+//! `generate_series`) larger than `datafusion.execution.batch_size` rows is then
+//! spread round-robin over `datafusion.execution.target_partitions`, and the CPU
+//! work on the results above the operator (JSON parsing, casts) runs on every
+//! core. The calls do not need it (one partition can fill the whole budget), and
+//! row order then no longer follows the input, so it is off by default. When off,
+//! a second rule ([`KeepOrderRule`], after `EnsureRequirements`) also removes the
+//! round-robin repartition DataFusion would put right above the operator, so the
+//! rows of a single-partition input come out in input order.
+//!
+//! **Where calls may stand.** The rule also turns DataFusion's run-time internal
+//! error for async calls it cannot run (nested `f(g(x))`, ORDER BY, GROUP BY,
+//! window and join expressions) into a plan error that shows the subquery to write.
+//!
+//! **Metrics** (`EXPLAIN ANALYZE`): `calls`, `retries`, `http_429`, `errors`,
+//! `errors_by_kind`, `in_flight` (peak, time-weighted mean, share of the budget),
+//! `latency` (p50/p90/p99 per call, retries included), `rate_limit_wait`, and
+//! `output_rows`.
+//!
+//! [`AsyncFn`]: crate::AsyncFn
+
+mod display;
+mod exec;
+mod rule;
+
+pub use display::{Redactor, SECRET_HEADERS};
+pub use exec::AsyncPipelineExec;
+pub use rule::{AsyncPipelineRule, KeepOrderRule};
