@@ -28,6 +28,14 @@ use crate::mock::{Faults, MockApi, MockConfig};
 /// Entry point of the `dfasync` binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    // quiet by default; `RUST_LOG=datafusion_async_udf=debug` shows the spans
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

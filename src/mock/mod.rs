@@ -36,6 +36,12 @@ use tokio::sync::oneshot;
 pub use faults::Faults;
 pub use stats::MockStats;
 
+/// The latency the mock waits for a request with `id`, `median_ms` and `p99_ms`
+/// in its query string: log-normal, drawn deterministically from the id.
+pub fn lognormal_latency(id: &str, median_ms: f64, p99_ms: f64) -> std::time::Duration {
+    routes::State::lognormal(id, median_ms, p99_ms)
+}
+
 /// How the mock behaves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MockConfig {
