@@ -63,9 +63,11 @@ async fn straggler(pipelined: bool) -> (bool, u64, u64) {
 async fn calls_keep_flowing_past_a_straggler() {
     let (in_order, overtaken, peak) = straggler(true).await;
     assert!(in_order, "order kept");
-    assert_eq!(
-        overtaken, 199,
-        "every other row started during the straggler"
+    // the first 20 requests race to the server, so the straggler may arrive up to
+    // 19 places late; everything after the first 20 starts while it runs
+    assert!(
+        overtaken >= 180,
+        "the other rows started during the straggler: {overtaken}"
     );
     assert!(peak <= 20, "peak {peak} within the budget");
 
