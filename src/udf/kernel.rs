@@ -18,7 +18,7 @@ use super::convert::{from_array, to_array};
 use super::error::verdict;
 use crate::config::OnError;
 use crate::engine::{
-    ChunkContext, GaveUp, RetryPolicy, chunk_ranges, current_chunk, map_ordered, metrics, retry,
+    ChunkContext, RetryPolicy, chunk_ranges, current_chunk, map_ordered, metrics, retry,
 };
 
 /// One evaluation: the session's budget and settings, and where the rows sit in
@@ -49,12 +49,22 @@ impl Run<'_> {
     }
 }
 
-/// The error of the last attempt, saying when retries ran out.
-fn gave_up(e: impl Display, why: &Option<GaveUp>, attempts: u32) -> String {
-    match why {
-        Some(_) if attempts > 1 => format!("{e} (gave up after {attempts} attempts)"),
+/// Calls `attempt` until it succeeds, fails for good or the retries run out
+/// (counted in the metrics); a final error says when retries ran out.
+async fn with_retries<T, E, Fut>(
+    policy: RetryPolicy,
+    mut attempt: impl FnMut() -> Fut,
+) -> std::result::Result<T, String>
+where
+    E: Display + 'static,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let done = retry(policy, |_, _| attempt(), verdict).await;
+    metrics::retried(done.attempts as usize - 1);
+    done.result.map_err(|e| match done.gave_up {
+        Some(_) if done.attempts > 1 => format!("{e} (gave up after {} attempts)", done.attempts),
         _ => e.to_string(),
-    }
+    })
 }
 
 /// Outputs for the input rows: values (NULL where a row failed) and each row's error.
@@ -114,13 +124,9 @@ where
             Arc::clone(&run.semaphore),
             inputs.into_iter().enumerate(),
             |(k, input)| async move {
-                let done = retry(run.retry, |_, _| (self.f)(input.clone()), verdict).await;
-                metrics::retried(done.attempts as usize - 1);
-                match done.result {
+                match with_retries(run.retry, || (self.f)(input.clone())).await {
                     Ok(out) => Ok(Ok(out)),
-                    Err(e) => run
-                        .failure(k, "call", gave_up(e, &done.gave_up, done.attempts))
-                        .map(Err),
+                    Err(e) => run.failure(k, "call", e).map(Err),
                 }
             },
         )
@@ -178,10 +184,7 @@ where
             let n = chunk.len();
             async move {
                 let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
-                let done = retry(run.retry, |_, _| (self.f)(chunk.clone(), cx.clone()), verdict).await;
-                metrics::retried(done.attempts as usize - 1);
-                let (gave_up_why, attempts) = (done.gave_up, done.attempts);
-                match done.result {
+                match with_retries(run.retry, || (self.f)(chunk.clone(), cx.clone())).await {
                     Ok(out) if out.len() == n => Ok(out.into_iter().map(Ok).collect::<Vec<_>>()),
                     Ok(out) => exec_err!(
                         "{}: {what} returned {} values for {n} rows; a chunk function must return one value per row",
@@ -189,7 +192,7 @@ where
                         out.len()
                     ),
                     Err(e) => {
-                        let msg = run.failure(cx.rows.start, &what, gave_up(e, &gave_up_why, attempts))?;
+                        let msg = run.failure(cx.rows.start, &what, e)?;
                         Ok((0..n).map(|_| Err(msg.clone())).collect())
                     }
                 }
