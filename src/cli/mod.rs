@@ -1,7 +1,9 @@
 //! `dfasync`: datafusion-cli (REPL, `-c`, `-f`, `--format`, `-q`, `--maxrows`) with
-//! everything of this crate registered, plus `dfasync mock-api`.
+//! everything of this crate registered, a progress line for long-running calls
+//! ([`progress`]), plus `dfasync mock-api`.
 
 mod args;
+pub mod progress;
 
 use std::env;
 use std::process::ExitCode;
@@ -94,6 +96,22 @@ async fn run(args: Args) -> Result<()> {
     }
     let registry = Arc::new(InstrumentedObjectStoreRegistry::new());
     let ctx = session(&args, Arc::clone(&registry)).await?;
+    let progress = crate::AsyncRuntime::of(&ctx)
+        .filter(|_| progress::wanted(args.quiet))
+        .map(|rt| progress::spawn(Arc::clone(rt.budget().stats())));
+    let result = queries(&ctx, args, registry).await;
+    if let Some(task) = progress {
+        task.abort();
+    }
+    result
+}
+
+/// Runs the `-f` files and `-c` commands, or the REPL.
+async fn queries(
+    ctx: &SessionContext,
+    args: Args,
+    registry: Arc<InstrumentedObjectStoreRegistry>,
+) -> Result<()> {
     let mut print_options = PrintOptions {
         format: args.format,
         quiet: args.quiet,
@@ -111,17 +129,17 @@ async fn run(args: Args) -> Result<()> {
     });
     if args.command.is_empty() && args.file.is_empty() {
         if !rc.is_empty() {
-            exec::exec_from_files(&ctx, rc, &print_options).await?;
+            exec::exec_from_files(ctx, rc, &print_options).await?;
         }
-        return exec::exec_from_repl(&ctx, &mut print_options)
+        return exec::exec_from_repl(ctx, &mut print_options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
     if !args.file.is_empty() {
-        exec::exec_from_files(&ctx, args.file, &print_options).await?;
+        exec::exec_from_files(ctx, args.file, &print_options).await?;
     }
     if !args.command.is_empty() {
-        exec::exec_from_commands(&ctx, args.command, &print_options).await?;
+        exec::exec_from_commands(ctx, args.command, &print_options).await?;
     }
     Ok(())
 }

@@ -9,14 +9,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use datafusion::physical_plan::metrics::{
-    Count, CustomMetricValue, ExecutionPlanMetricsSet, MetricBuilder, MetricValue, Time,
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricValue, Time,
 };
 use hdrhistogram::Histogram;
+
+pub use super::flight::{Flight, InFlight};
 use parking_lot::Mutex;
 
 /// Counters of one sink. Cheap to update from many calls at once.
@@ -40,38 +42,16 @@ pub struct CallStats {
     flight: Mutex<Flight>,
     /// Call latencies in microseconds (1 µs to 1 h, 3 significant digits).
     latency: Mutex<Histogram<u64>>,
+    /// Called (synchronously) whenever the last call in flight ends.
+    on_idle: OnceLock<IdleHook>,
 }
 
-/// Calls in flight over time: the integral gives the mean.
-#[derive(Debug, Default, Clone, Copy)]
-struct Flight {
-    now: usize,
-    peak: usize,
-    /// Σ in_flight × dt, in call-seconds.
-    area: f64,
-    first: Option<Instant>,
-    last: Option<Instant>,
-}
+struct IdleHook(Box<dyn Fn() + Send + Sync>);
 
-impl Flight {
-    fn change(&mut self, delta: isize, t: Instant) {
-        if let Some(last) = self.last {
-            self.area += self.now as f64 * (t - last).as_secs_f64();
-        }
-        self.first.get_or_insert(t);
-        self.last = Some(t);
-        self.now = self.now.saturating_add_signed(delta);
-        self.peak = self.peak.max(self.now);
+impl fmt::Debug for IdleHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdleHook")
     }
-}
-
-/// A snapshot of the calls in flight.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct InFlight {
-    pub now: usize,
-    pub peak: usize,
-    /// Mean calls in flight between the first call's start and the last change.
-    pub mean: f64,
 }
 
 impl Default for CallStats {
@@ -95,6 +75,7 @@ impl CallStats {
             latency: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
             ),
+            on_idle: OnceLock::new(),
         }
     }
 
@@ -115,29 +96,24 @@ impl CallStats {
             name: "rate_limit_wait".into(),
             time: stats.rate_wait.clone(),
         });
-        for what in [View::ErrorKinds, View::InFlight, View::Latency] {
+        for (name, value) in super::metric_view::views(&stats) {
             MetricBuilder::new(metrics).build(MetricValue::Custom {
-                name: what.name().into(),
-                value: Arc::new(StatsView {
-                    stats: Mutex::new(Some(Arc::clone(&stats))),
-                    what,
-                }),
+                name: name.into(),
+                value,
             });
         }
         stats
     }
 
     pub fn in_flight(&self) -> InFlight {
-        let f = *self.flight.lock();
-        let span = match (f.first, f.last) {
-            (Some(a), Some(b)) => (b - a).as_secs_f64(),
-            _ => 0.0,
-        };
-        InFlight {
-            now: f.now,
-            peak: f.peak,
-            mean: if span > 0.0 { f.area / span } else { 0.0 },
-        }
+        self.flight.lock().snapshot()
+    }
+
+    /// Installs `f`, called synchronously each time the number of calls in flight
+    /// drops to zero (before the operator can emit its last rows). One hook per
+    /// sink; returns false if one was already installed.
+    pub fn on_idle(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
+        self.on_idle.set(IdleHook(Box::new(f))).is_ok()
     }
 
     /// Latency at quantile `q` (0..=1) of the finished calls.
@@ -218,7 +194,7 @@ pub fn start_call() -> CallGuard {
     let sinks = SINKS.try_with(Clone::clone).unwrap_or_default();
     for s in &sinks {
         s.calls.add(1);
-        s.flight.lock().change(1, Instant::now());
+        s.flight.lock().start(Instant::now());
     }
     CallGuard {
         sinks,
@@ -242,118 +218,15 @@ impl CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         for s in &self.sinks {
-            s.flight.lock().change(-1, Instant::now());
-        }
-    }
-}
-
-/// One figure of a [`CallStats`] as a plan metric.
-#[derive(Debug, Clone, Copy)]
-enum View {
-    ErrorKinds,
-    InFlight,
-    Latency,
-}
-
-impl View {
-    fn name(self) -> &'static str {
-        match self {
-            View::ErrorKinds => "errors_by_kind",
-            View::InFlight => "in_flight",
-            View::Latency => "latency",
-        }
-    }
-}
-
-#[derive(Debug)]
-struct StatsView {
-    stats: Mutex<Option<Arc<CallStats>>>,
-    what: View,
-}
-
-impl fmt::Display for StatsView {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(stats) = self.stats.lock().clone() else {
-            return write!(f, "-");
-        };
-        match self.what {
-            View::ErrorKinds => {
-                let kinds = stats.error_kinds();
-                if kinds.is_empty() {
-                    return write!(f, "none");
-                }
-                let parts: Vec<_> = kinds.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-                write!(f, "{}", parts.join(" "))
-            }
-            View::InFlight => {
-                let flight = stats.in_flight();
-                write!(f, "peak {} mean {:.1}", flight.peak, flight.mean)?;
-                match stats.budget.load(Ordering::Relaxed) {
-                    0 => Ok(()),
-                    budget => write!(
-                        f,
-                        " of {budget} ({:.0}%)",
-                        100.0 * flight.mean / budget as f64
-                    ),
-                }
-            }
-            View::Latency => {
-                if stats.done.value() == 0 {
-                    return write!(f, "-");
-                }
-                let ms = |q| stats.latency(q).as_secs_f64() * 1000.0;
-                write!(
-                    f,
-                    "p50 {:.1}ms p90 {:.1}ms p99 {:.1}ms",
-                    ms(0.5),
-                    ms(0.9),
-                    ms(0.99)
-                )
+            let idle = {
+                let mut flight = s.flight.lock();
+                flight.end(Instant::now());
+                flight.snapshot().now == 0
+            };
+            if let (true, Some(hook)) = (idle, s.on_idle.get()) {
+                (hook.0)();
             }
         }
-    }
-}
-
-impl CustomMetricValue for StatsView {
-    fn new_empty(&self) -> Arc<dyn CustomMetricValue> {
-        Arc::new(StatsView {
-            stats: Mutex::new(None),
-            what: self.what,
-        })
-    }
-
-    fn aggregate(&self, other: Arc<dyn CustomMetricValue + 'static>) {
-        if let Some(other) = other.as_any().downcast_ref::<StatsView>() {
-            let theirs = other.stats.lock().clone();
-            let mut mine = self.stats.lock();
-            if mine.is_none() {
-                *mine = theirs;
-            }
-        }
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_usize(&self) -> usize {
-        let stats = self.stats.lock().clone();
-        stats.map_or(0, |s| match self.what {
-            View::ErrorKinds => s.errors.value(),
-            View::InFlight => s.in_flight().peak,
-            View::Latency => s.latency(0.5).as_micros() as usize,
-        })
-    }
-
-    fn is_eq(&self, other: &Arc<dyn CustomMetricValue>) -> bool {
-        other.as_any().downcast_ref::<StatsView>().is_some_and(|o| {
-            let (a, b) = (self.stats.lock().clone(), o.stats.lock().clone());
-            match (a, b) {
-                (Some(a), Some(b)) => Arc::ptr_eq(&a, &b),
-                (None, None) => true,
-                _ => false,
-            }
-        })
     }
 }
 
@@ -382,22 +255,5 @@ mod tests {
         // outside any `within` nothing is recorded and nothing fails
         start_call().finish();
         assert_eq!(outer.calls.value(), 2);
-    }
-
-    #[test]
-    fn mean_in_flight_is_time_weighted() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut f = Flight::default();
-        // 2 calls for 1 s, then 1 call for 2 s: mean (2 + 2) / 3
-        f.change(1, at(0));
-        f.change(1, at(0));
-        f.change(-1, at(1000));
-        f.change(-1, at(3000));
-        let stats = CallStats::new();
-        *stats.flight.lock() = f;
-        let flight = stats.in_flight();
-        assert_eq!((flight.now, flight.peak), (0, 2));
-        assert!((flight.mean - 4.0 / 3.0).abs() < 1e-9, "{flight:?}");
     }
 }

@@ -28,6 +28,8 @@
 mod budget;
 mod chunks;
 mod context;
+mod flight;
+mod metric_view;
 pub mod metrics;
 mod ordered;
 mod pipeline;

@@ -1,6 +1,11 @@
 //! Request counters of the mock API.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::engine::metrics::Flight;
 
 /// Live counters, updated by the handlers.
 #[derive(Debug, Default)]
@@ -11,10 +16,11 @@ pub(crate) struct Counters {
     peak_in_flight: AtomicU64,
     throttled: AtomicU64,
     max_overtaken: AtomicU64,
+    flight: Mutex<Flight>,
 }
 
 /// A snapshot of the counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct MockStats {
     /// Requests received.
     pub requests: u64,
@@ -33,6 +39,12 @@ pub struct MockStats {
     /// The most requests that arrived while one request was being handled: how far
     /// a client kept calling past its slowest call.
     pub max_overtaken: u64,
+    /// Time-weighted mean of the requests handled at once, from the first request
+    /// (since start or the last reset) to the last change.
+    pub mean_in_flight: f64,
+    /// The same mean up to the last request's arrival: how busy clients kept the
+    /// server while they still had requests to send.
+    pub admitting_in_flight: f64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).
@@ -43,11 +55,15 @@ impl Counters {
         let arrived = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.flight.lock().start(Instant::now());
         InFlight(self, arrived)
     }
 
     pub(crate) fn snapshot(&self) -> MockStats {
+        let flight = self.flight.lock().snapshot();
         MockStats {
+            mean_in_flight: flight.mean,
+            admitting_in_flight: flight.admitting,
             requests: self.requests.load(Ordering::SeqCst),
             completed: self.completed.load(Ordering::SeqCst),
             in_flight: self.in_flight.load(Ordering::SeqCst),
@@ -64,6 +80,7 @@ impl Counters {
         self.completed.store(0, Ordering::SeqCst);
         self.throttled.store(0, Ordering::SeqCst);
         self.max_overtaken.store(0, Ordering::SeqCst);
+        *self.flight.lock() = Flight::default();
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     }
@@ -91,6 +108,7 @@ impl InFlight<'_> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.flight.lock().end(Instant::now());
     }
 }
 
