@@ -42,6 +42,7 @@ pub mod mock;
 pub mod noop;
 pub mod operator;
 mod runtime;
+pub mod secret;
 pub mod udf;
 mod volatile;
 
@@ -56,6 +57,7 @@ pub use batches::{BatchHandler, DataFrameMapExt, register_handler};
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
 pub use noop::DataFrameNoopExt;
 pub use runtime::AsyncRuntime;
+pub use secret::Secrets;
 pub use udf::{AsyncFn, CallError, ChunkContext};
 
 /// `state` with this crate's planning rules: the guard against duplicated volatile
@@ -79,7 +81,8 @@ fn with_rules(state: &SessionState, runtime: Arc<AsyncRuntime>) -> SessionState 
 /// `http_get`, `http_post`, the JSON functions of `datafusion-functions-json`
 /// (`json_get_str`, `->>`, …), the `NOOP` file format (for `COPY`) and the `NOOP`
 /// table factory (for `CREATE EXTERNAL TABLE … STORED AS NOOP`), the `map_in_batches`
-/// table function with its built-in handler `post_json`.
+/// table function with its built-in handler `post_json`, and `secret(name)` (see
+/// [`secret`]).
 ///
 /// Returns the session's [`AsyncRuntime`] (its in-flight budget and HTTP client).
 /// Calling it again on the same context keeps the runtime and the settings.
@@ -117,6 +120,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
             ctx.state_weak_ref(),
         )))?;
     }
+    ctx.register_udf(secret::SecretFunc::udf(Arc::clone(runtime.secrets())));
     runtime.handlers().insert(
         "post_json",
         Arc::new(batches::PostJson::new(Arc::clone(runtime.http()))),

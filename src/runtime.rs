@@ -7,6 +7,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 use crate::engine::Budget;
 use crate::http::HttpClient;
+use crate::secret::Secrets;
 
 /// Per-session shared state: the in-flight [`Budget`], the HTTP client (one
 /// connection pool) and the `map_in_batches` handlers. Created by [`crate::register_all`] and stored in the
@@ -17,6 +18,7 @@ pub struct AsyncRuntime {
     budget: Budget,
     http: Arc<HttpClient>,
     handlers: Handlers,
+    secrets: Arc<Secrets>,
     /// The column functions bound to this runtime (run by its pipelined operator).
     functions: parking_lot::Mutex<Vec<ScalarUDF>>,
 }
@@ -28,6 +30,7 @@ impl AsyncRuntime {
             budget: Budget::default(),
             http: Arc::new(HttpClient::new()),
             handlers: Handlers::default(),
+            secrets: Arc::default(),
             functions: parking_lot::Mutex::new(Vec::new()),
         }
     }
@@ -40,6 +43,11 @@ impl AsyncRuntime {
     /// The shared HTTP client (connection pool, per-host rate limits).
     pub fn http(&self) -> &Arc<HttpClient> {
         &self.http
+    }
+
+    /// The values `secret('NAME')` returns (see [`crate::secret`]).
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Records `udf` as bound to this runtime (its budget, client, settings).

@@ -36,6 +36,10 @@ fn rust_examples_are_the_example_files() {
 async fn sql_examples_run() {
     let api = common::mock(0).await;
     let ctx = common::context();
+    datafusion_async_udf::AsyncRuntime::of(&ctx)
+        .unwrap()
+        .secrets()
+        .set("CAT_API_KEY", "key-from-the-test");
     let sql = blocks("sql");
     assert!(!sql.is_empty());
     let mut ran = 0;

@@ -1,0 +1,147 @@
+//! The benchmark suite: the seed job at several concurrencies beside its baselines,
+//! overhead-bound runs, memory and heavy-tail utilization, in one run on one machine.
+//!
+//! ```text
+//! cargo bench --bench suite                  # full run (a few minutes)
+//! cargo bench --bench suite -- --quick       # smoke run, seconds (CI)
+//! cargo bench --bench suite -- --write       # full run, rewrites BENCHMARKS.md's results
+//! cargo bench --bench suite -- --only seed,memory
+//! ```
+//!
+//! Tables are printed and written, with the plots, to `target/bench/`
+//! (`report.md`, `report.json`, `seed.svg`, `throughput.svg`).
+
+mod baselines;
+mod heavy_tail;
+mod memory;
+mod overhead;
+mod plots;
+mod report;
+mod seed;
+
+use std::path::{Path, PathBuf};
+
+use datafusion::common::{DataFusionError, Result};
+
+use report::Report;
+
+/// How big each part of a run is.
+pub struct Sizes {
+    pub seed_calls: usize,
+    pub seed_latency_ms: u64,
+    pub serial_calls: usize,
+    pub zero_latency_calls: usize,
+    pub wrk_seconds: u64,
+    pub identity_rows: usize,
+    pub memory_rows: usize,
+    pub heavy_tail_calls: usize,
+}
+
+const FULL: Sizes = Sizes {
+    seed_calls: 1000,
+    seed_latency_ms: 350,
+    serial_calls: 20,
+    zero_latency_calls: 100_000,
+    wrk_seconds: 5,
+    identity_rows: 10_000_000,
+    memory_rows: 1_000_000,
+    heavy_tail_calls: 5000,
+};
+
+const QUICK: Sizes = Sizes {
+    seed_calls: 200,
+    seed_latency_ms: 50,
+    serial_calls: 4,
+    zero_latency_calls: 2000,
+    wrk_seconds: 1,
+    identity_rows: 200_000,
+    memory_rows: 20_000,
+    heavy_tail_calls: 500,
+};
+
+const SECTIONS: [&str; 5] = ["seed", "overhead", "engine", "memory", "heavy_tail"];
+const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        let rows = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(0);
+        let url = args.get(i + 2).cloned().unwrap_or_default();
+        return memory::child(rows, &url).await;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let write = args.iter().any(|a| a == "--write");
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|| SECTIONS.iter().map(|s| s.to_string()).collect());
+    if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(DataFusionError::Plan(format!(
+            "unknown section {bad:?}; sections: {}",
+            SECTIONS.join(", ")
+        )));
+    }
+    let sizes = if quick { &QUICK } else { &FULL };
+    let mut report = Report {
+        mode: if quick { "quick" } else { "full" }.into(),
+        machine: report::machine(),
+        ..Report::default()
+    };
+    println!(
+        "benchmark suite ({} run) on {}",
+        report.mode, report.machine
+    );
+    let wants = |s: &str| only.iter().any(|o| o == s);
+    if wants("seed") {
+        seed::run(sizes, &mut report).await?;
+    }
+    if wants("overhead") {
+        overhead::http(sizes, &mut report).await?;
+    }
+    if wants("engine") {
+        overhead::engine(sizes, &mut report).await?;
+    }
+    if wants("memory") {
+        memory::run(sizes, &mut report).await?;
+    }
+    if wants("heavy_tail") {
+        heavy_tail::run(sizes, &mut report).await?;
+    }
+    let dir = target_dir().join("bench");
+    report.write(&dir)?;
+    println!("\nwritten to {}", dir.display());
+    if write {
+        write_benchmarks_md(&report)?;
+    }
+    Ok(())
+}
+
+/// The cargo target directory this binary was built in (`target/release/deps/..`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Replaces everything after [`MARKER`] in BENCHMARKS.md with this run's results,
+/// and copies the plots to `benches/results/`.
+fn write_benchmarks_md(report: &Report) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path)?;
+    let head = text
+        .split_once(MARKER)
+        .map(|(head, _)| head)
+        .ok_or_else(|| DataFusionError::Plan(format!("no results marker in {}", path.display())))?;
+    let plots = root.join("benches/results");
+    std::fs::create_dir_all(&plots)?;
+    report::Report::plots(report, &plots)?;
+    let body = report.markdown("benches/results");
+    std::fs::write(&path, format!("{head}{MARKER}\n\n{body}"))?;
+    println!("rewrote {} and {}", path.display(), plots.display());
+    Ok(())
+}
