@@ -83,7 +83,6 @@ pub async fn http(sizes: &Sizes, report: &mut Report) -> Result<()> {
 
 pub async fn engine(sizes: &Sizes, report: &mut Report) -> Result<()> {
     let n = sizes.identity_rows;
-    let per_row_n = n / 10;
     let ctx = session(&["SET async_udf.chunk_size = 8192".into()]).await?;
     ctx.register_udf(create_udf(
         "sync_ident",
@@ -100,15 +99,16 @@ pub async fn engine(sizes: &Sizes, report: &mut Report) -> Result<()> {
     let mut t = Table::new(
         "Engine overhead: async identity, no I/O",
         "`SELECT f(value) FROM generate_series(1, N)` into the NOOP sink, 8,192-row \
-         batches. The per-row function runs on N/10 rows (one future per row). Typed \
-         functions convert Arrow ↔ Rust with serde_arrow.",
+         batches, one partition. Per row: one future, one budget slot and one retry \
+         policy per row; per chunk: one per 8,192 rows. Typed functions convert Arrow ↔ \
+         Rust with serde_arrow.",
         &["function", "rows", "wall s", "rows/s", "vs sync UDF"],
     );
     let mut sync_rate = 0.0;
     for (label, f, rows) in [
         ("sync ScalarUDF (baseline)", "sync_ident", n),
         ("AsyncFn::per_chunk, chunk 8,192", "ident_chunk", n),
-        ("AsyncFn::per_row", "ident_row", per_row_n),
+        ("AsyncFn::per_row", "ident_row", n),
     ] {
         let select = format!("SELECT {f}(value) AS v FROM generate_series(1, {rows})");
         let wall = to_noop(&ctx, &select, rows).await?;
@@ -123,9 +123,9 @@ pub async fn engine(sizes: &Sizes, report: &mut Report) -> Result<()> {
             count(r),
             format!("{:.2}", r / sync_rate),
         ]);
-        if f == "ident_chunk" {
+        if f != "sync_ident" {
             report.target(
-                "async identity (per chunk) ≥ 5 M rows/s",
+                &format!("async identity ≥ 5 M rows/s: {label}"),
                 format!("{} rows/s", count(r)),
                 r >= 5e6,
             );

@@ -104,7 +104,16 @@ impl Report {
             measured,
             met,
         };
-        println!("target {}: {what} — {}", target.mark(), target.measured);
+        let quick = if self.mode == "quick" {
+            " (quick run: indicative only)"
+        } else {
+            ""
+        };
+        println!(
+            "target {}{quick}: {what} — {}",
+            target.mark(),
+            target.measured
+        );
         self.targets.push(target);
     }
 
@@ -113,6 +122,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "## Results ({} run)\n", self.mode);
         let _ = writeln!(out, "Machine: {}\n", self.machine);
+        if self.mode == "quick" {
+            let _ = writeln!(
+                out,
+                "Quick run: sizes are too small for the targets to mean anything; \
+                 only the full run decides.\n"
+            );
+        }
         let _ = writeln!(out, "### Targets\n");
         let _ = writeln!(out, "| target | measured | |\n|---|---|---|");
         for t in &self.targets {

@@ -54,6 +54,11 @@ impl Flight {
         self.peak = self.peak.max(self.now);
     }
 
+    /// Calls in flight now.
+    pub fn now(&self) -> usize {
+        self.now
+    }
+
     pub fn snapshot(&self) -> InFlight {
         let span = |to: Option<Instant>| match (self.first, to) {
             (Some(a), Some(b)) => (b - a).as_secs_f64(),

@@ -133,7 +133,7 @@ impl CallStats {
 }
 
 tokio::task_local! {
-    static SINKS: Vec<Arc<CallStats>>;
+    static SINKS: Arc<[Arc<CallStats>]>;
 }
 
 /// Runs `f` with `stats` added to the sinks of the current task (those of an
@@ -144,13 +144,13 @@ pub async fn within<F: Future>(stats: Arc<CallStats>, f: F) -> F::Output {
 
 /// [`within`] for several sinks at once.
 pub async fn within_all<F: Future>(stats: Vec<Arc<CallStats>>, f: F) -> F::Output {
-    let mut sinks = SINKS.try_with(Clone::clone).unwrap_or_default();
+    let mut sinks: Vec<_> = SINKS.try_with(|sinks| sinks.to_vec()).unwrap_or_default();
     for s in stats {
         if !sinks.iter().any(|x| Arc::ptr_eq(x, &s)) {
             sinks.push(s);
         }
     }
-    SINKS.scope(sinks, f).await
+    SINKS.scope(sinks.into(), f).await
 }
 
 fn each(f: impl Fn(&CallStats)) {
@@ -184,44 +184,52 @@ pub fn failed(kind: &'static str) {
 /// A call in flight, from admission (a budget slot held) to its end.
 #[must_use]
 pub struct CallGuard {
-    sinks: Vec<Arc<CallStats>>,
+    /// None outside any [`within`]: nothing to record, no clock read.
+    sinks: Option<Arc<[Arc<CallStats>]>>,
     start: Instant,
-    finished: bool,
+    /// When [`CallGuard::finish`] ran (a dropped call ends when dropped).
+    end: Option<Instant>,
 }
 
-/// Records the start of a call; [`CallGuard::finish`] records its end.
+/// Records the start of a call; [`CallGuard::finish`] records its end. The clock is
+/// read once at the start and once at the end, whatever the number of sinks.
 pub fn start_call() -> CallGuard {
-    let sinks = SINKS.try_with(Clone::clone).unwrap_or_default();
-    for s in &sinks {
+    let sinks = SINKS.try_with(Arc::clone).ok().filter(|s| !s.is_empty());
+    let start = Instant::now();
+    for s in sinks.iter().flat_map(|s| s.iter()) {
         s.calls.add(1);
-        s.flight.lock().start(Instant::now());
+        s.flight.lock().start(start);
     }
     CallGuard {
         sinks,
-        start: Instant::now(),
-        finished: false,
+        start,
+        end: None,
     }
 }
 
 impl CallGuard {
     /// The call has finished: counts it and its latency.
     pub fn finish(mut self) {
-        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        for s in &self.sinks {
+        let Some(sinks) = &self.sinks else { return };
+        let end = Instant::now();
+        let micros = u64::try_from((end - self.start).as_micros()).unwrap_or(u64::MAX);
+        for s in sinks.iter() {
             s.done.add(1);
             s.latency.lock().saturating_record(micros.max(1));
         }
-        self.finished = true;
+        self.end = Some(end);
     }
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        for s in &self.sinks {
+        let Some(sinks) = &self.sinks else { return };
+        let end = self.end.unwrap_or_else(Instant::now);
+        for s in sinks.iter() {
             let idle = {
                 let mut flight = s.flight.lock();
-                flight.end(Instant::now());
-                flight.snapshot().now == 0
+                flight.end(end);
+                flight.now() == 0
             };
             if let (true, Some(hook)) = (idle, s.on_idle.get()) {
                 (hook.0)();
