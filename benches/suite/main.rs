@@ -139,7 +139,7 @@ fn write_benchmarks_md(report: &Report) -> Result<()> {
         .ok_or_else(|| DataFusionError::Plan(format!("no results marker in {}", path.display())))?;
     let plots = root.join("benches/results");
     std::fs::create_dir_all(&plots)?;
-    report::Report::plots(report, &plots)?;
+    report.plots(&plots)?;
     let body = report.markdown("benches/results");
     std::fs::write(&path, format!("{head}{MARKER}\n\n{body}"))?;
     println!("rewrote {} and {}", path.display(), plots.display());
