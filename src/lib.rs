@@ -44,7 +44,6 @@ pub mod operator;
 mod runtime;
 pub mod secret;
 pub mod udf;
-mod volatile;
 
 use std::sync::Arc;
 
@@ -60,19 +59,23 @@ pub use runtime::AsyncRuntime;
 pub use secret::Secrets;
 pub use udf::{AsyncFn, CallError, ChunkContext};
 
-/// `state` with this crate's planning rules: the guard against duplicated volatile
-/// calls (see `volatile`) and the pipelined operator's rule, placed before
-/// `EnsureRequirements` so that DataFusion plans partitioning around it.
+/// `state` with this crate's planning: the analyzer rule that gives every async
+/// call its own node (exactly once per row, see [`operator`]), the physical planner
+/// that plans those nodes into the pipelined operator, and the rule that keeps
+/// row order above it, placed right after `EnsureRequirements` (at the end when
+/// that rule is missing).
 fn with_rules(state: &SessionState, runtime: Arc<AsyncRuntime>) -> SessionState {
     let mut physical = state.physical_optimizers().to_vec();
     let at = physical
         .iter()
         .position(|r| r.name() == "EnsureRequirements")
-        .unwrap_or(physical.len());
-    physical.insert(at + 1, Arc::new(operator::KeepOrderRule));
-    physical.insert(at, Arc::new(operator::AsyncPipelineRule::new(runtime)));
+        .map_or(physical.len(), |i| i + 1);
+    physical.insert(at, Arc::new(operator::KeepOrderRule));
+    let mut analyzers = state.analyzer().rules.clone();
+    analyzers.push(Arc::new(operator::lift::LiftAsyncCalls));
     SessionStateBuilder::new_from_existing(state.clone())
-        .with_optimizer_rules(volatile::guarded(state.optimizers()))
+        .with_analyzer_rules(analyzers)
+        .with_query_planner(Arc::new(operator::planner::AsyncQueryPlanner::new(runtime)))
         .with_physical_optimizer_rules(physical)
         .build()
 }

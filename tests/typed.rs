@@ -357,7 +357,7 @@ async fn a_failing_row_fails_only_itself() {
     .unwrap_err();
     assert!(
         err.to_string()
-            .contains("flaky_scalar: call (row 3 of the batch) failed: no luck with 4"),
+            .contains("flaky_scalar: call (row 3 of the partition) failed: no luck with 4"),
         "{err}"
     );
 }

@@ -8,12 +8,24 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Requests-per-second limits per key; resized when the configured rate changes.
+/// Requests-per-second limits per key, one keyed limiter per rate in use (queries
+/// with different `http.requests_per_second` each keep their own), and pauses per
+/// key. Both forget keys they no longer need, so a job over millions of hosts
+/// holds state only for the recent ones.
 #[derive(Debug, Default)]
 pub struct RateLimits {
-    limiter: Mutex<Option<(u64, Arc<DefaultKeyedRateLimiter<String>>)>>,
+    /// Per rate: the limiter and when it was last asked for.
+    limiters: Mutex<HashMap<u64, (Limiter, Instant)>>,
     paused: Mutex<HashMap<String, Instant>>,
 }
+
+type Limiter = Arc<DefaultKeyedRateLimiter<String>>;
+
+/// Past this many entries, expired pauses and idle limiter keys are dropped.
+const PRUNE_AT: usize = 1024;
+
+/// A rate's limiter nobody asked for in this long is dropped.
+const IDLE: Duration = Duration::from_secs(60);
 
 fn quota(per_second: f64) -> Option<Quota> {
     // one request every 1/rate seconds, no bursts: 120/min is 2.0 → one per 500 ms
@@ -46,8 +58,12 @@ impl RateLimits {
 
     /// No request to `key` starts in the next `period`.
     pub fn pause(&self, key: &str, period: Duration) {
-        let until = Instant::now() + period;
+        let now = Instant::now();
+        let until = now + period;
         let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.len() >= PRUNE_AT {
+            paused.retain(|_, t| *t > now);
+        }
         let entry = paused.entry(key.to_string()).or_insert(until);
         *entry = (*entry).max(until);
     }
@@ -57,16 +73,20 @@ impl RateLimits {
             return None;
         }
         let quota = quota(per_second)?;
-        let bits = per_second.to_bits();
-        let mut current = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        match current.as_ref() {
-            Some((b, limiter)) if *b == bits => Some(Arc::clone(limiter)),
-            _ => {
-                let limiter = Arc::new(RateLimiter::keyed(quota));
-                *current = Some((bits, Arc::clone(&limiter)));
-                Some(limiter)
+        let now = Instant::now();
+        let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        // limiters of rates nobody used for a while go, and idle keys of the others
+        limiters.retain(|_, (l, used)| Arc::strong_count(l) > 1 || now - *used < IDLE);
+        for (l, _) in limiters.values() {
+            if l.len() >= PRUNE_AT {
+                l.retain_recent();
             }
         }
+        let (limiter, used) = limiters
+            .entry(per_second.to_bits())
+            .or_insert_with(|| (Arc::new(RateLimiter::keyed(quota)), now));
+        *used = now;
+        Some(Arc::clone(limiter))
     }
 }
 
@@ -93,6 +113,39 @@ mod tests {
         assert!(other.elapsed() < Duration::from_millis(40));
         // unlimited
         assert!(limits.acquire("a", 0.0).await < Duration::from_millis(40));
+    }
+
+    #[test]
+    fn state_per_rate_and_bounded() {
+        let limits = RateLimits::default();
+        let a = limits.limiter(5.0).unwrap();
+        let b = limits.limiter(7.0).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &limits.limiter(5.0).unwrap()),
+            "no flip-flop"
+        );
+        assert!(!Arc::ptr_eq(&a, &b));
+        drop(b);
+        limits
+            .limiters
+            .lock()
+            .unwrap()
+            .get_mut(&7.0f64.to_bits())
+            .unwrap()
+            .1 -= IDLE;
+        let _ = limits.limiter(5.0);
+        assert_eq!(
+            limits.limiters.lock().unwrap().len(),
+            1,
+            "idle rate dropped"
+        );
+        for i in 0..3 * PRUNE_AT {
+            limits.pause(&format!("h{i}"), Duration::ZERO);
+        }
+        assert!(
+            limits.paused.lock().unwrap().len() <= PRUNE_AT,
+            "expired pauses pruned"
+        );
     }
 
     #[tokio::test]

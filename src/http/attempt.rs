@@ -4,8 +4,8 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, COOKIE, HeaderName, LOCATION, PROXY_AUTHORIZATION};
-use reqwest::{Client, Method, Response, StatusCode};
+use reqwest::header::LOCATION;
+use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::policy::{Settings, retry_after, transient_status};
 use super::request::{Outcome, Request};
@@ -28,8 +28,10 @@ impl Tried {
     }
 }
 
-/// Headers not carried to another host on a redirect.
-const CREDENTIALS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
+/// Scheme, host and port: a redirect that changes any of them leaves the origin.
+fn origin(url: &Url) -> (&str, Option<&str>, Option<u16>) {
+    (url.scheme(), url.host_str(), url.port_or_known_default())
+}
 
 /// One attempt within `time_left` (the per-attempt timeout or what is left of the
 /// row's total, whichever is shorter).
@@ -71,7 +73,11 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
         }
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return Tried::failed(describe(&e), !e.is_builder()),
+            Err(e) => {
+                let error = describe(&e);
+                let transient = !e.is_builder() && !permanent(&error);
+                return Tried::failed(error, transient);
+            }
         };
         let status = response.status();
         let location = response.headers().get(LOCATION).cloned();
@@ -84,8 +90,8 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
                 return Tried::failed(format!("redirect to an invalid location ({status})"), false);
             }
         };
-        if next.host_str() != url.host_str() {
-            for name in &CREDENTIALS {
+        if origin(&next) != origin(&url) {
+            for name in settings.secret_headers.names() {
                 headers.remove(name);
             }
         }
@@ -163,6 +169,20 @@ fn too_large(max_body: u64) -> String {
     format!("response body exceeds http.max_body_bytes ({max_body} bytes)")
 }
 
+/// Whether a failure to connect will fail the same way on every attempt: the
+/// server's certificate is not trusted or not valid for the host name, or the TLS
+/// handshake was refused (rustls' and the peer's alerts).
+fn permanent(error: &str) -> bool {
+    const PERMANENT: [&str; 5] = [
+        "invalid peer certificate",
+        "certificate",
+        "UnknownIssuer",
+        "NotValidForName",
+        "received fatal alert",
+    ];
+    PERMANENT.iter().any(|p| error.contains(p))
+}
+
 /// A reqwest error as a short sentence without the URL (which may hold secrets and
 /// is known to the caller anyway).
 fn describe(e: &reqwest::Error) -> String {
@@ -185,5 +205,36 @@ fn describe(e: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {cause}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_are_permanent() {
+        assert!(permanent(
+            "connection failed: invalid peer certificate: UnknownIssuer"
+        ));
+        assert!(permanent(
+            "connection failed: invalid peer certificate: NotValidForName"
+        ));
+        assert!(permanent(
+            "connection failed: received fatal alert: BadCertificate"
+        ));
+        assert!(!permanent(
+            "connection failed: Connection refused (os error 111)"
+        ));
+        assert!(!permanent("timed out after 100 ms"));
+    }
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(origin(&u("http://a/x")), origin(&u("http://a:80/y")));
+        assert_ne!(origin(&u("http://a/x")), origin(&u("https://a/x")));
+        assert_ne!(origin(&u("http://a:1/x")), origin(&u("http://a:2/x")));
+        assert_ne!(origin(&u("http://a/x")), origin(&u("http://b/x")));
     }
 }

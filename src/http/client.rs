@@ -12,13 +12,17 @@ use crate::engine::{GaveUp, RateLimits, Verdict, metrics, retry};
 /// One per session: a reqwest client (connection pooling, rustls) and the
 /// per-host rate limits shared by every query of the session.
 ///
-/// The connect timeout is a property of the reqwest client: a query run with another
-/// `http.connect_timeout_ms` than the last one gets a new client (and pool).
+/// The connect timeout is a property of the reqwest client: there is one client
+/// (and pool) per `http.connect_timeout_ms` in use, so queries with different
+/// values each keep theirs (at most [`MAX_CLIENTS`], the oldest dropped first).
 #[derive(Debug)]
 pub struct HttpClient {
-    client: Mutex<(Option<Duration>, reqwest::Client)>,
+    clients: Mutex<Vec<(Option<Duration>, reqwest::Client)>>,
     rate: RateLimits,
 }
+
+/// Distinct connect timeouts kept at once.
+const MAX_CLIENTS: usize = 8;
 
 fn build(connect_timeout: Option<Duration>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
@@ -40,20 +44,24 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new() -> Self {
-        let connect = Settings::default().connect_timeout;
         Self {
-            client: Mutex::new((connect, build(connect))),
+            clients: Mutex::new(Vec::new()),
             rate: RateLimits::default(),
         }
     }
 
     /// The client for `connect_timeout` (cheap: a reqwest client is a handle).
     fn client(&self, connect_timeout: Option<Duration>) -> reqwest::Client {
-        let mut current = self.client.lock();
-        if current.0 != connect_timeout {
-            *current = (connect_timeout, build(connect_timeout));
+        let mut clients = self.clients.lock();
+        if let Some((_, c)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+            return c.clone();
         }
-        current.1.clone()
+        if clients.len() >= MAX_CLIENTS {
+            clients.remove(0);
+        }
+        let client = build(connect_timeout);
+        clients.push((connect_timeout, client.clone()));
+        client
     }
 
     /// Sends `request` with retries (transient failures, never a POST unless

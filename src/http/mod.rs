@@ -16,6 +16,7 @@ mod func;
 mod output;
 mod policy;
 mod request;
+mod secret_headers;
 
 use reqwest::Method;
 
@@ -23,6 +24,7 @@ pub use client::HttpClient;
 pub use func::HttpFunc;
 pub use policy::{AllowedHosts, Settings};
 pub use request::{Outcome, Request, parse_url};
+pub use secret_headers::SecretHeaders;
 
 /// Which of the two functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
+use super::SecretHeaders;
 use crate::config::HttpConfig;
 use crate::engine::RetryPolicy;
 
@@ -22,6 +23,8 @@ pub struct Settings {
     pub max_redirects: u32,
     /// TCP + TLS set-up; `None` = no limit.
     pub connect_timeout: Option<Duration>,
+    /// Headers dropped when a redirect leaves the origin.
+    pub secret_headers: SecretHeaders,
 }
 
 fn millis(ms: u64) -> Option<Duration> {
@@ -43,6 +46,7 @@ impl From<&HttpConfig> for Settings {
             allowed_hosts: AllowedHosts::parse(&c.allowed_hosts),
             max_redirects: c.max_redirects,
             connect_timeout: millis(c.connect_timeout_ms),
+            secret_headers: SecretHeaders::new(&c.secret_headers),
         }
     }
 }

@@ -132,6 +132,13 @@ impl MockApi {
     pub fn reset_stats(&self) {
         self.state.counters.reset();
         self.state.faults.reset();
+        self.state.per_id.lock().clear();
+    }
+
+    /// Requests received so far per id (the `id` query parameter of the
+    /// fault-injecting routes, or the `{id}` of `/flaky/{id}`).
+    pub fn requests_by_id(&self) -> std::collections::HashMap<String, u64> {
+        self.state.per_id.lock().clone()
     }
 
     /// Serves until the process is interrupted (Ctrl-C).

@@ -22,6 +22,8 @@ pub(crate) struct State {
     pub(crate) counters: Counters,
     pub(crate) faults: FaultState,
     next_id: AtomicU64,
+    /// Requests received per id (the `id` query parameter or the route's key).
+    pub(crate) per_id: parking_lot::Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for State {
@@ -39,6 +41,7 @@ impl State {
             counters: Counters::default(),
             faults: FaultState::default(),
             next_id: AtomicU64::new(0),
+            per_id: parking_lot::Mutex::default(),
         }
     }
 
@@ -84,6 +87,14 @@ impl State {
         Duration::from_micros((ms * 1000.0) as u64)
     }
 
+    /// Counts a request for `id`; returns how many arrived for it so far.
+    pub(crate) fn count_id(&self, id: &str) -> u64 {
+        let mut per_id = self.per_id.lock();
+        let n = per_id.entry(id.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
     /// Answers one request of a fault-injecting route: counts it, waits, injects
     /// the fault decided for `key`, or answers with `ok()`.
     async fn answer(
@@ -93,6 +104,22 @@ impl State {
         ok: impl FnOnce() -> Response,
     ) -> Response {
         let guard = self.counters.begin();
+        let seen = if query.contains_key("id") {
+            self.count_id(key)
+        } else {
+            0
+        };
+        if let Some(fail) = query.get("fail").and_then(|f| f.parse::<u64>().ok())
+            && seen <= fail
+        {
+            self.delay(query).await;
+            guard.complete();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "flaky: failing this attempt",
+            )
+                .into_response();
+        }
         let fault = self.faults.decide(&self.config.faults, key);
         if fault == Fault::Slow {
             tokio::time::sleep(self.config.faults.slow).await;
@@ -144,6 +171,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/redirect-loop", get(redirect_loop))
         .route("/redirect-to", get(redirect_to))
         .route("/stats", get(stats))
+        .route("/flaky/{id}", any(flaky))
         .with_state(state)
 }
 
@@ -220,6 +248,26 @@ async fn echo(
     });
     state
         .answer(&query, &key, || axum::Json(reply).into_response())
+        .await
+}
+
+/// `ANY /flaky/{id}[?fail=N]`: 503 to the first `N` requests for `id`, then
+/// `{"id": id, "method": …, "body": …}`; every request is counted for `id`.
+async fn flaky(
+    Extract(state): Shared,
+    Query(mut query): Params,
+    Path(id): Path<String>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    query.insert("id".into(), id.clone());
+    let reply = json!({
+        "id": id,
+        "method": method.as_str(),
+        "body": String::from_utf8_lossy(&body),
+    });
+    state
+        .answer(&query, &id, || axum::Json(reply).into_response())
         .await
 }
 

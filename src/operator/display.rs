@@ -10,38 +10,24 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
-/// Header names whose values are always hidden.
-pub const SECRET_HEADERS: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-];
+use crate::http::SecretHeaders;
 
-/// What plans hide: values of the secret header names (the built-in ones and
-/// those of `http.secret_headers`) in literal maps.
+/// What plans hide: values of the secret header names (the transport's one
+/// list: built-in names and `http.secret_headers`) in literal maps.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    names: Vec<String>,
+    secret: SecretHeaders,
 }
 
 impl Redactor {
     pub fn new(extra: &str) -> Self {
-        let names = SECRET_HEADERS
-            .iter()
-            .map(|s| s.to_string())
-            .chain(
-                extra
-                    .split(',')
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .filter(|s| !s.is_empty()),
-            )
-            .collect();
-        Self { names }
+        Self {
+            secret: SecretHeaders::new(extra),
+        }
     }
 
     pub fn is_secret(&self, header: &str) -> bool {
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(header))
+        self.secret.is_secret(header)
     }
 
     /// `expr` as text, secret header values replaced by `***`.

@@ -5,14 +5,12 @@
 //! batch starts only when the slowest call of this one has answered. With
 //! heavy-tailed latency most of the budget then sits idle behind stragglers.
 //!
-//! A physical optimizer rule ([`AsyncPipelineRule`], installed by
-//! [`register_all`](crate::register_all) just before DataFusion's
-//! `EnsureRequirements`) swaps every `AsyncFuncExec` whose functions all belong to
-//! this crate for [`AsyncPipelineExec`]. We chose a rule over our own planner so
-//! that DataFusion keeps deciding *where* async calls go (projection, filter,
-//! aggregate arguments) and users' own planners keep working; the swap is
-//! one-for-one with the same schema and properties. Other async UDFs keep the
-//! stock node: they were not written for concurrent chunks.
+//! An analyzer rule ([`lift`]) moves every async call written in a query into an
+//! `AsyncCalls` logical node of its own, before the optimizer can copy it, so each
+//! call runs exactly once per row. Our physical planner ([`planner`]) plans that
+//! node into [`AsyncPipelineExec`] when every call in it belongs to this crate,
+//! and into DataFusion's `AsyncFuncExec` otherwise (other async UDFs were not
+//! written for concurrent chunks) or when `async_udf.pipelined` is off.
 //!
 //! Per partition, the operator runs the engine's [pipeline](crate::engine::pipeline):
 //! input batches are cut into chunks of `async_udf.chunk_size` rows; chunks are
@@ -34,9 +32,9 @@
 //! round-robin repartition DataFusion would put right above the operator, so the
 //! rows of a single-partition input come out in input order.
 //!
-//! **Where calls may stand.** The rule also turns DataFusion's run-time internal
-//! error for async calls it cannot run (nested `f(g(x))`, ORDER BY, GROUP BY,
-//! window and join expressions) into a plan error that shows the subquery to write.
+//! **Where calls may stand.** Anywhere an expression may: lifting the call below
+//! the node that reads it also lets nested calls `f(g(x))`, ORDER BY, GROUP BY,
+//! window and join expressions call async functions (see [`lift`]).
 //!
 //! **Metrics** (`EXPLAIN ANALYZE`): `calls`, `retries`, `http_429`, `errors`,
 //! `errors_by_kind`, `in_flight` (peak, time-weighted mean, share of the budget),
@@ -47,8 +45,11 @@
 
 mod display;
 mod exec;
+pub(crate) mod lift;
+mod node;
+pub(crate) mod planner;
 mod rule;
 
-pub use display::{Redactor, SECRET_HEADERS};
+pub use display::Redactor;
 pub use exec::AsyncPipelineExec;
-pub use rule::{AsyncPipelineRule, KeepOrderRule};
+pub use rule::KeepOrderRule;

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 use super::convert::compatible;
 use super::kernel::{Kernel, Run};
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::within;
+use crate::engine::{current_chunk, within};
 use crate::runtime::AsyncRuntime;
 
 /// A typed async function bound to a session's runtime.
@@ -152,6 +152,10 @@ impl AsyncScalarUDFImpl for TypedFunc {
                 on_error: settings.on_error,
                 positions: &positions,
                 retry: settings.retry_policy(),
+                output: &self.output,
+                partition_offset: current_chunk()
+                    .filter(|cx| cx.partition_index.is_some())
+                    .map(|cx| cx.rows.start),
             },
         );
         let outputs = within(Arc::clone(self.runtime.budget().stats()), outputs).await?;

@@ -32,19 +32,27 @@ pub(crate) struct Run<'a> {
     pub positions: &'a [usize],
     /// Retries of calls failing with a transient `CallError`.
     pub retry: RetryPolicy,
+    /// The declared output type (traced, or given with `AsyncFn::returns`).
+    pub output: &'a DataType,
+    /// Where the batch's first row sits in its partition, when known.
+    pub partition_offset: Option<usize>,
 }
 
 impl Run<'_> {
-    /// Under `'row'` a failure becomes that row's error; under `'fail'` the query's.
+    /// Under `'row'` a failure becomes that row's error; under `'fail'` the query's,
+    /// naming the row (`first_row` indexes the non-NULL input rows).
     fn failure(&self, first_row: usize, what: &str, error: impl Display) -> Result<String> {
         metrics::failed("call");
         match self.on_error {
             OnError::Row => Ok(error.to_string()),
-            OnError::Fail => exec_err!(
-                "{}: {what} (row {} of the batch) failed: {error}",
-                self.name,
-                self.positions[first_row]
-            ),
+            OnError::Fail => {
+                let row = self.positions.get(first_row).copied().unwrap_or(first_row);
+                let place = match self.partition_offset {
+                    Some(offset) => format!("row {} of the partition", offset + row),
+                    None => format!("row {row} of the batch"),
+                };
+                exec_err!("{}: {what} ({place}) failed: {error}", self.name)
+            }
         }
     }
 }
@@ -104,7 +112,6 @@ pub(crate) trait Kernel: Send + Sync {
 pub(crate) struct RowKernel<I, O, F> {
     pub f: F,
     pub input: DataType,
-    pub output: DataType,
     pub types: PhantomData<fn(I) -> O>,
 }
 
@@ -131,7 +138,7 @@ where
             },
         )
         .await?;
-        outputs(results, &self.output)
+        outputs(results, run.output)
     }
 }
 
@@ -140,15 +147,18 @@ where
 pub(crate) struct ChunkKernel<I, O, F> {
     pub f: F,
     pub input: DataType,
-    pub output: DataType,
     pub types: PhantomData<fn(I) -> O>,
 }
 
-/// Moves `items` into chunks of `size`, each with its context. Within the
-/// pipelined operator the items are one of its chunks and keep its context.
-fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, Vec<I>)> {
+/// Moves `items` into chunks of `size`, each with its context and the index of
+/// its first item. Within the pipelined operator the items are one of its chunks
+/// and keep its context. No chunk is empty.
+fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, usize, Vec<I>)> {
+    if items.is_empty() {
+        return Vec::new();
+    }
     if let Some(cx) = current_chunk().filter(|_| items.len() <= size) {
-        return vec![(cx, items)];
+        return vec![(cx, 0, items)];
     }
     let ranges: Vec<_> = chunk_ranges(items.len(), size).collect();
     let mut items = items.into_iter();
@@ -157,12 +167,13 @@ fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, Vec<I>)> {
         .enumerate()
         .map(|(chunk_index, rows)| {
             let chunk = items.by_ref().take(rows.len()).collect();
+            let start = rows.start;
             let cx = ChunkContext {
                 partition_index: None,
                 chunk_index,
                 rows,
             };
-            (cx, chunk)
+            (cx, start, chunk)
         })
         .collect()
 }
@@ -180,7 +191,7 @@ where
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;
         let chunks = into_chunks(inputs, run.chunk_size);
-        let results = map_ordered(Arc::clone(&run.semaphore), chunks, |(cx, chunk)| {
+        let results = map_ordered(Arc::clone(&run.semaphore), chunks, |(cx, start, chunk)| {
             let n = chunk.len();
             async move {
                 let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
@@ -192,14 +203,14 @@ where
                         out.len()
                     ),
                     Err(e) => {
-                        let msg = run.failure(cx.rows.start, &what, e)?;
+                        let msg = run.failure(start, &what, e)?;
                         Ok((0..n).map(|_| Err(msg.clone())).collect())
                     }
                 }
             }
         })
         .await?;
-        outputs(results.into_iter().flatten().collect(), &self.output)
+        outputs(results.into_iter().flatten().collect(), run.output)
     }
 }
 
@@ -212,7 +223,7 @@ mod tests {
         let chunks = into_chunks((0..7).collect(), 3);
         let shapes: Vec<_> = chunks
             .iter()
-            .map(|(cx, c)| (cx.chunk_index, cx.rows.clone(), c.clone()))
+            .map(|(cx, _, c)| (cx.chunk_index, cx.rows.clone(), c.clone()))
             .collect();
         assert_eq!(
             shapes,
@@ -221,6 +232,10 @@ mod tests {
                 (1, 3..6, vec![3, 4, 5]),
                 (2, 6..7, vec![6])
             ]
+        );
+        assert!(
+            into_chunks(Vec::<u8>::new(), 3).is_empty(),
+            "no empty chunk"
         );
     }
 }

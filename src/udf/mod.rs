@@ -93,7 +93,6 @@ impl AsyncFn {
         let kernel = RowKernel {
             f,
             input: input.clone(),
-            output: output.clone(),
             types: PhantomData,
         };
         Ok(Self::new(name.into(), input, output, Arc::new(kernel)))
@@ -113,7 +112,6 @@ impl AsyncFn {
         let kernel = ChunkKernel {
             f,
             input: input.clone(),
-            output: output.clone(),
             types: PhantomData,
         };
         Ok(Self::new(name.into(), input, output, Arc::new(kernel)))
@@ -129,8 +127,10 @@ impl AsyncFn {
         }
     }
 
-    /// Declares the Arrow output type instead of the traced one (it must match what
-    /// serde_arrow can write from the Rust output type).
+    /// Declares the Arrow output type instead of the traced one, e.g.
+    /// `DataType::LargeUtf8` for a `String` output. The values are written as that
+    /// type (serde_arrow must be able to write the Rust output type as it: a row
+    /// that cannot be written fails the query naming the type).
     pub fn returns(mut self, data_type: DataType) -> Self {
         self.output = data_type;
         self

@@ -1,0 +1,281 @@
+//! Exactly once, by construction: every async call written in a query gets its
+//! own [`AsyncCalls`] node, before the optimizer runs.
+//!
+//! DataFusion 55's optimizer copies expressions freely: `extract_leaf_expressions`
+//! and `push_down_leaf_projections` move `r['status']`, `r['attempts']` of one
+//! `r = http_post(…)` into separate projections, `optimize_projections` inlines
+//! them, and each copy became a call of its own (a record posted three times).
+//! Wrapping those rules one by one does not hold: the next release adds another.
+//!
+//! So this analyzer rule, which runs after type coercion and before every
+//! optimizer rule, gives each call an identity the optimizer cannot undo: it moves
+//! the call out of the node where it is written into an [`AsyncCalls`] node
+//! inserted right below, which computes it once per input row into a column
+//! `__async_N`; the node where it was written reads that column. What the
+//! optimizer then copies, moves or inlines is a column reference. The node is an
+//! extension node, so no rule looks inside it; it passes filters on its input's
+//! columns down (fewer calls) and keeps those on a call's result above.
+//!
+//! * Any node: SELECT lists, WHERE, HAVING, aggregate arguments and their
+//!   `FILTER`, GROUP BY, ORDER BY, window functions, join conditions, CASE
+//!   branches, subqueries, UNION branches, `INSERT … SELECT`, `COPY`. The node
+//!   keeps its output columns and names (an alias restores a renamed expression;
+//!   a projection drops the new columns from nodes that pass their input through).
+//! * Nested calls `f(g(x))`: the innermost calls are lifted first, into a node
+//!   below the one of the calls that read them.
+//! * The same call written twice in one clause is computed once (`at most once`).
+//! * A call in a join condition goes below the side whose columns it reads; one
+//!   that reads both sides is a plan error (compute it above the join instead).
+//!
+//! **CTEs.** DataFusion inlines a CTE at each reference, so a CTE referenced twice
+//! holds two copies of each of its calls. The copies share their table sources
+//! (the same `Arc`), which two subqueries written alike do not: identical
+//! `AsyncCalls` nodes over the same sources are a plan error that says to
+//! materialize the CTE (`CREATE TABLE … AS`), rather than calling every row
+//! twice. A CTE that reads no table (only `VALUES` or no `FROM`) cannot be told
+//! from two written copies and is computed once per reference.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, Result, plan_err};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::node::{AsyncCalls, PREFIX};
+
+/// The analyzer rule (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct LiftAsyncCalls;
+
+impl AnalyzerRule for LiftAsyncCalls {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let mut next = first_free_index(&plan)?;
+        let plan = plan
+            .transform_up_with_subqueries(|node| lift(node, &mut next))?
+            .data;
+        check_no_copies(&plan)?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "lift_async_calls"
+    }
+}
+
+/// Whether `e` calls an async function.
+fn is_async_call(e: &Expr) -> bool {
+    matches!(e, Expr::ScalarFunction(f) if f.func.as_async().is_some())
+}
+
+fn as_async_node(plan: &LogicalPlan) -> Option<&AsyncCalls> {
+    match plan {
+        LogicalPlan::Extension(Extension { node }) => node.as_any().downcast_ref(),
+        _ => None,
+    }
+}
+
+/// The first `N` for which no column `__async_N` exists yet (a plan analyzed
+/// before, then extended through the DataFrame API, already has some).
+fn first_free_index(plan: &LogicalPlan) -> Result<usize> {
+    let mut next = 0;
+    plan.apply_with_subqueries(|node| {
+        for field in node.schema().fields() {
+            if let Some(n) = field
+                .name()
+                .strip_prefix(PREFIX)
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                next = next.max(n + 1);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(next)
+}
+
+/// The async calls of `exprs` whose arguments hold no async call, each once.
+fn innermost_calls(exprs: &[Expr]) -> Vec<Expr> {
+    let mut found: Vec<Expr> = Vec::new();
+    for expr in exprs {
+        let _ = expr.apply(|e| {
+            if is_async_call(e) {
+                let nested = match e {
+                    Expr::ScalarFunction(f) => f
+                        .args
+                        .iter()
+                        .any(|a| a.exists(|x| Ok(is_async_call(x))).unwrap_or(false)),
+                    _ => false,
+                };
+                if !nested && !found.contains(e) {
+                    found.push(e.clone());
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    found
+}
+
+/// Which input of a node a call belongs below: the one holding all its columns.
+fn input_for(node: &LogicalPlan, call: &Expr) -> Result<usize> {
+    let inputs = node.inputs();
+    let columns = call.column_refs();
+    let side = inputs
+        .iter()
+        .position(|input| columns.iter().all(|c| input.schema().has_column(c)));
+    match side {
+        Some(i) => Ok(i),
+        None => plan_err!(
+            "{call}: an async call cannot read columns of both sides of a join; \
+             compute it above the join: SELECT …, {call} FROM (… JOIN …)"
+        ),
+    }
+}
+
+/// Whether a node's output columns are named after its expressions.
+fn names_from_exprs(node: &LogicalPlan) -> bool {
+    matches!(
+        node,
+        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)
+    )
+}
+
+fn lift(node: LogicalPlan, next: &mut usize) -> Result<Transformed<LogicalPlan>> {
+    if as_async_node(&node).is_some() || innermost_calls(&node.expressions()).is_empty() {
+        return Ok(Transformed::no(node));
+    }
+    if node.inputs().is_empty() {
+        let call = &innermost_calls(&node.expressions())[0];
+        return plan_err!(
+            "{call}: async functions cannot be called in {}; select from it instead: \
+             SELECT {call} FROM (VALUES …) AS t(…)",
+            node.display()
+        );
+    }
+    let original = Arc::clone(node.schema());
+    let preserver = if names_from_exprs(&node) {
+        NamePreserver::new_for_projection()
+    } else {
+        NamePreserver::new(&node)
+    };
+    let saved: Vec<_> = node
+        .expressions()
+        .iter()
+        .map(|e| preserver.save(e))
+        .collect();
+    let mut node = node;
+    loop {
+        let calls = innermost_calls(&node.expressions());
+        if calls.is_empty() {
+            break;
+        }
+        let mut below: Vec<Vec<(Expr, String)>> = vec![Vec::new(); node.inputs().len()];
+        let mut columns: HashMap<Expr, String> = HashMap::new();
+        for call in calls {
+            let name = format!("{PREFIX}{next}");
+            *next += 1;
+            below[input_for(&node, &call)?].push((call.clone(), name.clone()));
+            columns.insert(call, name);
+        }
+        let inputs = node
+            .inputs()
+            .into_iter()
+            .zip(below)
+            .map(|(input, calls)| {
+                if calls.is_empty() {
+                    return Ok(input.clone());
+                }
+                let calls = AsyncCalls::try_new(Arc::new(input.clone()), calls)?;
+                Ok(LogicalPlan::Extension(Extension {
+                    node: Arc::new(calls),
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let exprs = node
+            .expressions()
+            .into_iter()
+            .map(|e| {
+                e.transform_down(|e| match columns.get(&e) {
+                    Some(name) => Ok(Transformed::new(
+                        Expr::Column(Column::new_unqualified(name)),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    )),
+                    None => Ok(Transformed::no(e)),
+                })
+                .map(|t| t.data)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        node = node.with_new_exprs(exprs, inputs)?;
+    }
+    let exprs: Vec<Expr> = node
+        .expressions()
+        .into_iter()
+        .zip(saved)
+        .map(|(e, name)| name.restore(e))
+        .collect();
+    let inputs = node.inputs().into_iter().cloned().collect();
+    let node = node.with_new_exprs(exprs, inputs)?;
+    if node.schema().fields().len() == original.fields().len() {
+        return Ok(Transformed::yes(node));
+    }
+    // the node passes its input through: drop the call columns again
+    let keep = original
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    Ok(Transformed::yes(LogicalPlan::Projection(
+        Projection::try_new(keep, Arc::new(node))?,
+    )))
+}
+
+/// The table sources an input reads, by identity. The copies of an inlined CTE
+/// share them; two subqueries written alike resolve their tables anew, and plan
+/// equality alone cannot tell them apart (`generate_series(1, 10)` and
+/// `generate_series(11, 20)` scan "the same" table).
+fn sources(plan: &LogicalPlan) -> Vec<usize> {
+    let mut found = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            found.push(Arc::as_ptr(&scan.source).cast::<()>() as usize);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A plan error if two `AsyncCalls` nodes compute the same calls over the same
+/// input, read from the same table sources: a CTE (or view) referenced twice,
+/// inlined by DataFusion at each use.
+fn check_no_copies(plan: &LogicalPlan) -> Result<()> {
+    let mut seen: Vec<(Arc<LogicalPlan>, Vec<Expr>, Vec<usize>)> = Vec::new();
+    let mut copy = None;
+    plan.apply_with_subqueries(|node| {
+        if let Some(calls) = as_async_node(node) {
+            let exprs: Vec<Expr> = calls.calls().iter().map(|(e, _)| e.clone()).collect();
+            let read = sources(calls.input());
+            if !read.is_empty()
+                && seen
+                    .iter()
+                    .any(|(input, e, r)| input == calls.input() && *e == exprs && *r == read)
+            {
+                copy = Some(exprs[0].to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            seen.push((Arc::clone(calls.input()), exprs, read));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match copy {
+        Some(call) => plan_err!(
+            "{call} would be called twice for each row: the query reads the same \
+             CTE or view twice, and DataFusion computes it once per reference. \
+             Materialize it first: CREATE TABLE t AS SELECT … (then read t twice)"
+        ),
+        None => Ok(()),
+    }
+}

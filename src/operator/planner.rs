@@ -1,0 +1,121 @@
+//! Physical planning of [`AsyncCalls`]: the pipelined operator when every call is
+//! one of this session's functions (and `async_udf.pipelined` is on), DataFusion's
+//! `AsyncFuncExec` otherwise.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::async_func::AsyncFuncExec;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+
+use super::display::Redactor;
+use super::exec::AsyncPipelineExec;
+use super::node::AsyncCalls;
+use crate::config::{self, AsyncUdfConfig, HttpConfig};
+use crate::runtime::AsyncRuntime;
+
+/// Plans [`AsyncCalls`] nodes.
+#[derive(Debug)]
+pub(crate) struct AsyncCallsPlanner {
+    runtime: Arc<AsyncRuntime>,
+}
+
+impl AsyncCallsPlanner {
+    pub(crate) fn new(runtime: Arc<AsyncRuntime>) -> Self {
+        Self { runtime }
+    }
+}
+
+#[async_trait]
+impl ExtensionPlanner for AsyncCallsPlanner {
+    async fn plan_extension(
+        &self,
+        planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session_state: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(node) = node.as_any().downcast_ref::<AsyncCalls>() else {
+            return Ok(None);
+        };
+        let input = Arc::clone(&physical_inputs[0]);
+        let input_schema = input.schema();
+        let mut exprs = Vec::with_capacity(node.calls().len());
+        for (call, name) in node.calls() {
+            let physical = planner.create_physical_expr(
+                call,
+                logical_inputs[0].schema(),
+                session_state,
+                planning_ctx,
+            )?;
+            exprs.push(Arc::new(AsyncFuncExpr::try_new(
+                name.clone(),
+                physical,
+                &input_schema,
+            )?));
+        }
+        let options = session_state.config_options();
+        let settings: AsyncUdfConfig = config::get(options);
+        let ours = exprs.iter().all(|e| {
+            e.func
+                .downcast_ref::<ScalarFunctionExpr>()
+                .is_some_and(|f| self.runtime.owns(f.fun()))
+        });
+        if !(settings.pipelined && ours) {
+            return Ok(Some(Arc::new(AsyncFuncExec::try_new(exprs, input)?)));
+        }
+        let http: HttpConfig = config::get(options);
+        Ok(Some(Arc::new(AsyncPipelineExec::try_new(
+            exprs,
+            input,
+            Arc::clone(&self.runtime),
+            settings.fan_out,
+            Redactor::new(&http.secret_headers),
+        )?)))
+    }
+}
+
+/// DataFusion's physical planner with this crate's extension planners.
+pub(crate) struct AsyncQueryPlanner {
+    planner: DefaultPhysicalPlanner,
+}
+
+impl fmt::Debug for AsyncQueryPlanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AsyncQueryPlanner")
+    }
+}
+
+impl AsyncQueryPlanner {
+    pub(crate) fn new(runtime: Arc<AsyncRuntime>) -> Self {
+        Self {
+            planner: DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
+                AsyncCallsPlanner::new(runtime),
+            )]),
+        }
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for AsyncQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.planner
+            .create_physical_plan(logical_plan, session_state)
+            .await
+    }
+}
