@@ -14,6 +14,8 @@ use datafusion::common::config::{
 };
 use datafusion::common::{DataFusionError, Result, config_datafusion_err, config_err};
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::{LogicalPlan, Statement};
+use datafusion::prelude::SessionContext;
 
 /// `ConfigNonZeroUsize` from a literal default.
 fn non_zero(value: usize) -> ConfigNonZeroUsize {
@@ -84,6 +86,11 @@ macro_rules! namespace {
 
             fn set(&mut self, key: &str, value: &str) -> Result<()> {
                 let result = match key {
+                    // `SET key = DEFAULT` (DataFusion 55's RESET does not reach extensions)
+                    $( stringify!($field) if value.eq_ignore_ascii_case("default") => {
+                        self.$field = $default;
+                        Ok(())
+                    } )*
                     $( stringify!($field) => ConfigField::set(&mut self.$field, "", value), )*
                     _ => {
                         let known = [$( stringify!($field) ),*].join(", ");
@@ -127,6 +134,11 @@ namespace! {
         /// plus finished rows waiting for a slower earlier row): bounds memory and
         /// how long a straggler can be overtaken. 0 = 32 × max_in_flight.
         window_rows: usize = 0,
+        /// Bytes a partition's window may hold: answers of finished calls and output
+        /// not yet emitted, reserved in DataFusion's memory pool (admission stops at
+        /// this size or when the pool is full). In-flight answers come on top, at
+        /// most max_in_flight × http.max_body_bytes.
+        window_bytes: usize = 64 * 1024 * 1024,
         /// Let DataFusion spread a single-partition input of the async operator over
         /// target_partitions (round-robin, large inputs only), so CPU work on the
         /// results runs on every core. Row order then follows no input order.
@@ -213,6 +225,30 @@ pub(crate) fn install(options: &mut ConfigOptions) {
 /// Reads an extension from the options in force, or its defaults if it was never installed.
 pub(crate) fn get<T: ConfigExtension + Default + Clone>(options: &ConfigOptions) -> T {
     options.extensions.get::<T>().cloned().unwrap_or_default()
+}
+
+/// Runs `plan` if it is `RESET` of one of this crate's keys (restoring its
+/// default) and returns `Some`; `None` for any other plan.
+///
+/// DataFusion 55's `RESET` only knows the `datafusion.` namespace: for any other
+/// prefix `ConfigOptions::reset` fails with `Could not find config namespace`.
+/// `dfasync` and the test harness route their statements through this function;
+/// an application running `RESET` itself can do the same, or write
+/// `SET http.timeout_ms = DEFAULT`, which works everywhere.
+pub fn reset_variable(ctx: &SessionContext, plan: &LogicalPlan) -> Option<Result<()>> {
+    let LogicalPlan::Statement(Statement::ResetVariable(reset)) = plan else {
+        return None;
+    };
+    let key = reset.variable.as_str();
+    let ours = [AsyncUdfConfig::PREFIX, HttpConfig::PREFIX]
+        .iter()
+        .any(|p| key.strip_prefix(p).is_some_and(|k| k.starts_with('.')));
+    if !ours {
+        return None;
+    }
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    Some(state.config_mut().options_mut().set(key, "default"))
 }
 
 /// What to do when one row's call fails.

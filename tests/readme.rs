@@ -39,7 +39,7 @@ async fn sql_examples_run() {
     datafusion_async_udf::AsyncRuntime::of(&ctx)
         .unwrap()
         .secrets()
-        .set("CAT_API_KEY", "key-from-the-test");
+        .set("CAT_API_KEY", "key-from-the-test", "127.0.0.1");
     let sql = blocks("sql");
     assert!(!sql.is_empty());
     let mut ran = 0;

@@ -37,7 +37,13 @@ impl AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let df = self.ctx.sql(sql).await?;
+        // RESET of our keys goes the way dfasync sends it
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        if let Some(done) = datafusion_async_udf::config::reset_variable(&self.ctx, &plan) {
+            done?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let df = self.ctx.execute_logical_plan(plan).await?;
         let schema = df.schema().inner().clone();
         let batches = df.collect().await?;
         if schema.fields().is_empty() {

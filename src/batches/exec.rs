@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
@@ -19,7 +20,7 @@ use datafusion::physical_plan::{
 use super::handler::{BatchHandler, HandlerArgs};
 use super::stream::map_stream;
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::Window;
+use crate::engine::{Accounts, Window};
 use crate::runtime::AsyncRuntime;
 
 /// Runs a handler over every chunk of its input, one output partition per input
@@ -145,8 +146,12 @@ impl ExecutionPlan for MapInBatchesExec {
             chunk_size: settings.chunk_size.get(),
             max_chunks: max_in_flight,
             max_rows: usize::MAX,
+            max_bytes: settings.window_bytes,
+            batch_size: options.execution.batch_size.get(),
             permits: Some(self.runtime.budget().semaphore(max_in_flight)),
         };
+        let reservation = MemoryConsumer::new(format!("MapInBatchesExec[{partition}]"))
+            .register(context.memory_pool());
         let args = Arc::new(HandlerArgs {
             values: self.args.clone(),
             config: options,
@@ -158,7 +163,10 @@ impl ExecutionPlan for MapInBatchesExec {
             args,
             Arc::clone(&self.schema),
             window,
-            vec![Arc::clone(self.runtime.budget().stats())],
+            Accounts {
+                sinks: vec![Arc::clone(self.runtime.budget().stats())],
+                reservation,
+            },
         ))
     }
 }

@@ -112,6 +112,7 @@ impl BatchHandler for PostJson {
             } else {
                 body
             }),
+            secret_headers: Vec::new(),
         };
         let outcome = self.client.send(request, &Settings::from(&http)).await;
         let rows = chunk.num_rows();

@@ -10,7 +10,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::FutureExt;
 
 use super::handler::{BatchHandler, HandlerArgs};
-use crate::engine::{CallStats, ChunkContext, Window, pipeline};
+use crate::engine::{Accounts, ChunkContext, Window, pipeline};
 
 fn check_schema(
     schema: &SchemaRef,
@@ -41,7 +41,7 @@ pub(crate) fn map_stream(
     args: Arc<HandlerArgs>,
     schema: SchemaRef,
     window: Window,
-    sinks: Vec<Arc<CallStats>>,
+    accounts: Accounts,
 ) -> SendableRecordBatchStream {
     let out_schema = Arc::clone(&schema);
     let call = Arc::new(move |cx: ChunkContext, chunk: RecordBatch| {
@@ -53,5 +53,5 @@ pub(crate) fn map_stream(
         }
         .boxed()
     });
-    pipeline(partition, input, out_schema, window, call, sinks)
+    pipeline(partition, input, out_schema, window, call, accounts)
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use clap::{Parser, Subcommand};
+use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreMode;
+use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_format::PrintFormat;
 use datafusion_cli::print_options::MaxRows;
 
@@ -65,6 +67,43 @@ pub struct Args {
 
     #[arg(long, help = "Enables console syntax highlighting")]
     pub color: bool,
+
+    #[arg(
+        short = 'm',
+        long,
+        help = "The memory pool limitation (e.g. '10g'), default to None (no limit)",
+        value_parser = memory_size
+    )]
+    pub memory_limit: Option<usize>,
+
+    #[arg(
+        long,
+        help = "Specify the memory pool type 'greedy' or 'fair'",
+        default_value_t = PoolType::Greedy
+    )]
+    pub mem_pool_type: PoolType,
+
+    #[arg(
+        long,
+        help = "The number of top memory consumers to display when query fails due to memory exhaustion. To disable memory consumer tracking, set this value to 0",
+        default_value = "3"
+    )]
+    pub top_memory_consumers: usize,
+
+    #[arg(
+        short = 'd',
+        long,
+        help = "Available disk space for spilling queries (e.g. '10g'), default to None (uses DataFusion's default value of '100g')",
+        value_parser = memory_size
+    )]
+    pub disk_limit: Option<usize>,
+
+    #[arg(
+        long,
+        help = "Specify the default object_store_profiling mode, defaults to 'disabled'.\n[possible values: disabled, summary, trace]",
+        default_value_t = InstrumentedObjectStoreMode::Disabled
+    )]
+    pub object_store_profiling: InstrumentedObjectStoreMode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,10 +157,50 @@ fn valid_dir(path: &str) -> Result<String, String> {
     }
 }
 
+/// A size as datafusion-cli takes it: a number with an optional unit `b`, `k`,
+/// `kb`, `m`, `mb`, `g`, `gb`, `t`, `tb` (powers of 1024, any case).
+pub fn memory_size(size: &str) -> Result<usize, String> {
+    let lower = size.trim().to_ascii_lowercase();
+    let digits = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("Invalid size '{size}' (e.g. 256m, 10g)"))?;
+    let shift = match unit {
+        "" | "b" => 0,
+        "k" | "kb" => 10,
+        "m" | "mb" => 20,
+        "g" | "gb" => 30,
+        "t" | "tb" => 40,
+        _ => return Err(format!("Invalid size '{size}' (e.g. 256m, 10g)")),
+    };
+    number
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("size '{size}' is too large"))
+}
+
 fn non_empty(command: &str) -> Result<String, String> {
     if command.is_empty() {
         Err("-c flag expects only non empty commands".to_string())
     } else {
         Ok(command.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_size;
+
+    #[test]
+    fn sizes_like_datafusion_cli() {
+        assert_eq!(memory_size("256M"), Ok(256 << 20));
+        assert_eq!(memory_size("10g"), Ok(10 << 30));
+        assert_eq!(memory_size("1kb"), Ok(1024));
+        assert_eq!(memory_size("42"), Ok(42));
+        assert!(memory_size("lots").is_err());
+        assert!(memory_size("5x").is_err());
+        assert!(memory_size("99999999999t").is_err());
     }
 }

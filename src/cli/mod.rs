@@ -14,14 +14,26 @@ use clap::Parser;
 use datafusion::common::config::ConfigNonZeroUsize;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::config::ConfigOptions;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ExplainFormat;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
+use datafusion_cli::cli_context::CliSessionContext;
 use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
+use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_options::PrintOptions;
+use object_store::ObjectStore;
+use std::num::NonZeroUsize;
 
 pub use args::{Args, Sub};
 
@@ -94,21 +106,61 @@ async fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.data_path {
         env::set_current_dir(path)?;
     }
-    let registry = Arc::new(InstrumentedObjectStoreRegistry::new());
+    let registry = Arc::new(
+        InstrumentedObjectStoreRegistry::new().with_profile_mode(args.object_store_profiling),
+    );
     let ctx = session(&args, Arc::clone(&registry)).await?;
     let progress = crate::AsyncRuntime::of(&ctx)
         .filter(|_| progress::wanted(args.quiet))
         .map(|rt| progress::spawn(Arc::clone(rt.budget().stats())));
-    let result = queries(&ctx, args, registry).await;
+    let result = queries(&Shell(ctx), args, registry).await;
     if let Some(task) = progress {
         task.abort();
     }
     result
 }
 
+/// The session as datafusion-cli sees it: `RESET` of our keys restores their
+/// defaults (DataFusion's own RESET only knows the `datafusion.` namespace).
+struct Shell(SessionContext);
+
+#[async_trait::async_trait]
+impl CliSessionContext for Shell {
+    fn task_ctx(&self) -> Arc<TaskContext> {
+        self.0.task_ctx()
+    }
+
+    fn session_state(&self) -> SessionState {
+        self.0.state()
+    }
+
+    fn register_object_store(
+        &self,
+        url: &url::Url,
+        object_store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore + 'static>> {
+        self.0.register_object_store(url, object_store)
+    }
+
+    fn register_table_options_extension_from_scheme(&self, scheme: &str) {
+        CliSessionContext::register_table_options_extension_from_scheme(&self.0, scheme);
+    }
+
+    async fn execute_logical_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
+        match crate::config::reset_variable(&self.0, &plan) {
+            Some(done) => {
+                done?;
+                let empty = LogicalPlanBuilder::empty(false).build()?;
+                Ok(DataFrame::new(self.0.state(), empty))
+            }
+            None => self.0.execute_logical_plan(plan).await,
+        }
+    }
+}
+
 /// Runs the `-f` files and `-c` commands, or the REPL.
 async fn queries(
-    ctx: &SessionContext,
+    ctx: &Shell,
     args: Args,
     registry: Arc<InstrumentedObjectStoreRegistry>,
 ) -> Result<()> {
@@ -160,16 +212,37 @@ pub async fn session(
         options.format.null = String::from("NULL");
     }
     let config = SessionConfig::from(options).with_information_schema(true);
-    let runtime_env = RuntimeEnvBuilder::new()
-        .with_object_store_registry(registry)
-        .build_arc()?;
+    let mut runtime_env = RuntimeEnvBuilder::new().with_object_store_registry(registry);
+    if let Some(limit) = args.memory_limit {
+        let top = NonZeroUsize::new(args.top_memory_consumers);
+        let pool: Arc<dyn MemoryPool> = match (&args.mem_pool_type, top) {
+            (PoolType::Fair, None) => Arc::new(FairSpillPool::new(limit)),
+            (PoolType::Fair, Some(n)) => {
+                Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), n))
+            }
+            (PoolType::Greedy, None) => Arc::new(GreedyMemoryPool::new(limit)),
+            (PoolType::Greedy, Some(n)) => {
+                Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(limit), n))
+            }
+        };
+        runtime_env = runtime_env.with_memory_pool(pool);
+    }
+    if let Some(limit) = args.disk_limit {
+        runtime_env = runtime_env.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::OsTmpDirectory)
+                .with_max_temp_directory_size(limit as u64),
+        );
+    }
+    let runtime_env = runtime_env.build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime_env).enable_url_table();
     ctx.refresh_catalogs().await?;
     ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
         ctx.state().catalog_list().clone(),
         ctx.state_weak_ref(),
     )));
-    // the command line's user owns the environment: secret('NAME') may read it
+    // the command line's user owns the environment: secret('NAME') may read it,
+    // scoped to the hosts of NAME_HOSTS (any host without it)
     crate::register_all(&ctx)?.secrets().allow_env(true);
     Ok(ctx)
 }

@@ -8,7 +8,21 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
-use super::metrics;
+use super::{held, metrics};
+
+/// A budget slot for the next call, once its partition's window has room (checked
+/// again once the slot is ours: the window may have filled while it waited).
+async fn slot(
+    semaphore: &Arc<Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError> {
+    loop {
+        held::room().await;
+        let permit = Arc::clone(semaphore).acquire_owned().await?;
+        if held::has_room() {
+            return Ok(permit);
+        }
+    }
+}
 
 /// Calls `call` on every item with at most as many calls in flight as `semaphore`
 /// has permits (shared with every other user of that semaphore), and returns the
@@ -39,7 +53,7 @@ where
             Some((index, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 results[index] = Some(result?);
             }
-            permit = Arc::clone(&semaphore).acquire_owned(), if next.is_some() => {
+            permit = slot(&semaphore), if next.is_some() => {
                 let permit = permit.map_err(|e| internal_datafusion_err!("budget closed: {e}"))?;
                 if let Some((index, item)) = next.take() {
                     results.push(None);

@@ -15,14 +15,26 @@
 //!
 //! "In flight" (a budget slot) and "waiting to be emitted" (the reorder window)
 //! are separate: finished chunks waiting behind a slow one hold no slot.
+//!
+//! **Memory.** The window is bounded in bytes too: what finished calls of running
+//! chunks hold (reported with [`hold`](super::held::hold)) plus the output
+//! waiting to be emitted is reserved in DataFusion's memory pool (one consumer
+//! per partition), and no chunk is admitted while that is over `max_bytes` or
+//! the pool refuses to grow the reservation. A chunk whose output alone cannot
+//! be reserved fails the query with the pool's resources-exhausted error, which
+//! names the operator and partition. Output leaves in batches of at most
+//! `batch_size` rows.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{Result, exec_err};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
@@ -30,6 +42,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 
 use super::context::in_chunk;
+use super::held::{ChunkBytes, WindowBytes, holding};
 use super::{CallStats, ChunkContext, metrics};
 
 /// The call made for each chunk: its output batches (any number, any row count).
@@ -40,6 +53,11 @@ pub type ChunkCall = Arc<
 /// A chunk call in the window: its input rows and output batches.
 type Running = BoxFuture<'static, Result<(usize, Vec<RecordBatch>)>>;
 
+/// The bytes a batch holds (its buffers; slices of one buffer count it once each).
+fn bytes_of(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(get_record_batch_memory_size).sum()
+}
+
 /// How much a partition's stream may have going at once.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -48,6 +66,10 @@ pub struct Window {
     pub max_chunks: usize,
     /// Input rows admitted but not yet emitted.
     pub max_rows: usize,
+    /// Bytes held by finished calls and output not yet emitted.
+    pub max_bytes: usize,
+    /// Rows per output batch at most.
+    pub batch_size: usize,
     /// A slot per chunk call, or `None` when the call takes its own slots.
     pub permits: Option<Arc<Semaphore>>,
 }
@@ -60,7 +82,13 @@ struct State {
     window: Window,
     pending: VecDeque<(ChunkContext, RecordBatch)>,
     running: FuturesOrdered<Running>,
-    ready: VecDeque<RecordBatch>,
+    /// Index and held bytes of each running chunk, in admission order.
+    running_held: VecDeque<(usize, Arc<AtomicUsize>)>,
+    /// Output waiting to be emitted, with the bytes each batch releases.
+    ready: VecDeque<(RecordBatch, usize)>,
+    /// Bytes held by the window: finished calls of running chunks, and `ready`.
+    bytes: Arc<WindowBytes>,
+    reservation: MemoryReservation,
     admitted_rows: usize,
     next_chunk: usize,
     next_row: usize,
@@ -86,9 +114,64 @@ impl State {
 
     /// Room for one more chunk (always for the first, however large).
     fn room(&self) -> bool {
-        self.running.is_empty()
-            || (self.running.len() < self.window.max_chunks
-                && self.admitted_rows < self.window.max_rows)
+        if self.running.is_empty() {
+            return true;
+        }
+        if self.running.len() >= self.window.max_chunks
+            || self.admitted_rows >= self.window.max_rows
+        {
+            return false;
+        }
+        let held = self.bytes.held();
+        held < self.window.max_bytes && self.reservation.try_resize(held).is_ok()
+    }
+
+    /// The oldest chunk finished with `batches`: they join the batches to emit,
+    /// cut to `batch_size` rows, and replace what its calls held.
+    fn finished(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
+        let calls_held = self
+            .running_held
+            .pop_front()
+            .map_or(0, |(_, h)| h.load(Ordering::SeqCst));
+        self.bytes
+            .set_head(self.running_held.front().map_or(usize::MAX, |(i, _)| *i));
+        let bytes = bytes_of(&batches);
+        self.bytes.add(bytes);
+        self.bytes.release(calls_held);
+        let size = self.window.batch_size.max(1);
+        for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+            let rows = batch.num_rows();
+            let mut offset = 0;
+            while offset < rows {
+                let len = size.min(rows - offset);
+                self.ready.push_back((batch.slice(offset, len), 0));
+                offset += len;
+            }
+        }
+        // the last batch releases the chunk's bytes
+        match self.ready.back_mut() {
+            Some(last) => last.1 += bytes,
+            None => {
+                self.bytes.release(bytes);
+                return Ok(());
+            }
+        }
+        let held = self.bytes.held();
+        match self.reservation.try_resize(held) {
+            // over the pool with nothing else held: this chunk alone cannot fit
+            Err(e) if held == bytes => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn emit(&mut self) -> Option<RecordBatch> {
+        let (batch, bytes) = self.ready.pop_front()?;
+        self.bytes.release(bytes);
+        let held = self.bytes.held();
+        if held < self.reservation.size() {
+            self.reservation.shrink(self.reservation.size() - held);
+        }
+        Some(batch)
     }
 
     fn admit(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
@@ -104,7 +187,18 @@ impl State {
             rows = ?cx.rows,
         );
         let guard = permit.as_ref().map(|_| metrics::start_call());
-        let call = in_chunk(cx.clone(), (self.call)(cx, chunk));
+        let held = Arc::new(AtomicUsize::new(0));
+        if self.running_held.is_empty() {
+            self.bytes.set_head(cx.chunk_index);
+        }
+        self.running_held
+            .push_back((cx.chunk_index, Arc::clone(&held)));
+        let chunk_bytes = ChunkBytes {
+            window: Arc::clone(&self.bytes),
+            held,
+            chunk: cx.chunk_index,
+        };
+        let call = holding(chunk_bytes, in_chunk(cx.clone(), (self.call)(cx, chunk)));
         self.running.push_back(
             tracing::Instrument::instrument(
                 async move {
@@ -123,7 +217,7 @@ impl State {
 
     async fn next(&mut self) -> Option<Result<RecordBatch>> {
         loop {
-            if let Some(batch) = self.ready.pop_front() {
+            if let Some(batch) = self.emit() {
                 return Some(Ok(batch));
             }
             let room = self.room();
@@ -138,7 +232,9 @@ impl State {
                 Some(result) = self.running.next(), if !self.running.is_empty() => match result {
                     Ok((rows, batches)) => {
                         self.admitted_rows -= rows;
-                        self.ready.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+                        if let Err(e) = self.finished(batches) {
+                            return Some(Err(e));
+                        }
                     }
                     Err(e) => return Some(Err(e)),
                 },
@@ -156,16 +252,26 @@ impl State {
     }
 }
 
+/// Where a partition's stream accounts for what it does: the call metrics (see
+/// [`metrics`]) and the memory its window holds.
+#[derive(Debug)]
+pub struct Accounts {
+    pub sinks: Vec<Arc<CallStats>>,
+    pub reservation: MemoryReservation,
+}
+
 /// The output stream of one partition: `call` over the chunks of `input`,
-/// outputs in input order. Calls record into `sinks` (see [`metrics`]).
+/// outputs in input order.
 pub fn pipeline(
     partition: usize,
     input: SendableRecordBatchStream,
     schema: SchemaRef,
     window: Window,
     call: ChunkCall,
-    sinks: Vec<Arc<CallStats>>,
+    accounts: Accounts,
 ) -> SendableRecordBatchStream {
+    let Accounts { sinks, reservation } = accounts;
+    let bytes = Arc::new(WindowBytes::new(window.max_bytes));
     let state = State {
         partition,
         input,
@@ -174,7 +280,10 @@ pub fn pipeline(
         window,
         pending: VecDeque::new(),
         running: FuturesOrdered::new(),
+        running_held: VecDeque::new(),
         ready: VecDeque::new(),
+        bytes,
+        reservation,
         admitted_rows: 0,
         next_chunk: 0,
         next_row: 0,

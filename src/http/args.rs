@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Kind;
 use super::request::{Request, parse_url};
+use crate::secret::{Secrets, first_marker};
 
 /// The parameter names, in order, for error messages.
 fn params(kind: Kind) -> &'static [&'static str] {
@@ -123,9 +124,12 @@ impl RowArgs {
         self.urls.value(i)
     }
 
-    /// The request of row `i`, or why it cannot be made.
-    pub fn request(&self, i: usize) -> Result<Request, String> {
-        let url = parse_url(self.urls.value(i))?;
+    /// The request of row `i`, or why it cannot be made. Secret markers are
+    /// resolved in header values (for the URL's host) and refused elsewhere.
+    pub fn request(&self, i: usize, secrets: &Secrets) -> Result<Request, String> {
+        let raw = self.urls.value(i);
+        refuse_secret(raw, "the URL")?;
+        let url = parse_url(raw)?;
         let body = self.bodies.as_ref().map(|b| {
             if b.is_valid(i) {
                 b.value(i).to_string()
@@ -133,18 +137,31 @@ impl RowArgs {
                 String::new()
             }
         });
+        if let Some(body) = &body {
+            refuse_secret(body, "the body")?;
+        }
+        let host = url.host_str().unwrap_or_default().to_string();
+        let (headers, secret_headers) = self.headers(i, secrets, &host)?;
         Ok(Request {
             method: self.kind.method(),
             url,
-            headers: self.headers(i)?,
+            headers,
             body,
+            secret_headers,
         })
     }
 
-    fn headers(&self, i: usize) -> Result<HeaderMap, String> {
+    /// The headers of row `i`, and the names of those that carry a secret.
+    fn headers(
+        &self,
+        i: usize,
+        secrets: &Secrets,
+        host: &str,
+    ) -> Result<(HeaderMap, Vec<HeaderName>), String> {
         let mut out = HeaderMap::new();
+        let mut secret = Vec::new();
         let Some(map) = self.headers.as_ref().filter(|m| m.is_valid(i)) else {
-            return Ok(out);
+            return Ok((out, secret));
         };
         let entries = map.value(i);
         let keys = cast(entries.column(0), &DataType::Utf8).map_err(|e| e.to_string())?;
@@ -156,11 +173,28 @@ impl RowArgs {
             }
             let name = HeaderName::from_bytes(keys.value(j).as_bytes())
                 .map_err(|_| format!("invalid header name '{}'", keys.value(j)))?;
-            let value = HeaderValue::from_str(values.value(j))
+            let raw = values.value(j);
+            let value = if first_marker(raw).is_some() {
+                secret.push(name.clone());
+                secrets.resolve(raw, host)?
+            } else {
+                raw.to_string()
+            };
+            let value = HeaderValue::from_str(&value)
                 .map_err(|_| format!("invalid value for header '{name}'"))?;
             out.append(name, value);
         }
-        Ok(out)
+        Ok((out, secret))
+    }
+}
+
+/// A row error if `text` holds a secret marker: secrets go only into headers.
+fn refuse_secret(text: &str, place: &str) -> Result<(), String> {
+    match first_marker(text) {
+        Some(name) => Err(format!(
+            "secret('{name}') may only be used in a header value, not in {place}"
+        )),
+        None => Ok(()),
     }
 }
 

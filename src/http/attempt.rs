@@ -94,6 +94,9 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             for name in settings.secret_headers.names() {
                 headers.remove(name);
             }
+            for name in &request.secret_headers {
+                headers.remove(name);
+            }
         }
         if status == StatusCode::SEE_OTHER
             || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)

@@ -16,7 +16,7 @@ use super::policy::Settings;
 use super::request::{Outcome, redact};
 use super::{Kind, output};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
-use crate::engine::{map_ordered, metrics, within};
+use crate::engine::{held, map_ordered, metrics, within};
 use crate::runtime::AsyncRuntime;
 
 /// `http_get` or `http_post` bound to a session's [`AsyncRuntime`].
@@ -85,16 +85,18 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
         let semaphore = self.runtime.budget().semaphore(engine.max_in_flight.get());
         let client = self.runtime.http();
+        let secrets = self.runtime.secrets();
         let on_error = http.on_error;
         let rows_ref = &rows;
         let calls = map_ordered(semaphore, rows.called_rows(), |i| async move {
-            let outcome = match rows_ref.request(i) {
+            let outcome = match rows_ref.request(i, secrets) {
                 Ok(request) => client.send(request, settings).await,
                 Err(reason) => Outcome::failed(reason),
             };
             if outcome.error.is_some() {
                 metrics::failed(outcome.error_kind());
             }
+            held::hold(outcome.body.as_ref().map_or(0, String::len));
             match (&outcome.error, on_error) {
                 (Some(error), OnError::Fail) => exec_err!(
                     "{}: row {i} of the batch, url '{}': {error}",

@@ -1,6 +1,6 @@
 //! One HTTP request, and its outcome as a row value.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
 /// A request ready to send.
@@ -10,6 +10,9 @@ pub struct Request {
     pub url: Url,
     pub headers: HeaderMap,
     pub body: Option<String>,
+    /// Headers whose values came from `secret(…)`: dropped, like the secret header
+    /// names, when a redirect leaves the origin.
+    pub secret_headers: Vec<HeaderName>,
 }
 
 /// What a row gets: `error` is `None` exactly when a 2xx response arrived and its

@@ -9,6 +9,7 @@ use arrow::array::RecordBatch;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
@@ -25,7 +26,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::display::Redactor;
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::{CallStats, ChunkContext, Window, pipeline};
+use crate::engine::{Accounts, CallStats, ChunkContext, Window, pipeline};
 use crate::runtime::AsyncRuntime;
 
 /// Appends one column per async expression to its input, like DataFusion's
@@ -179,9 +180,13 @@ impl ExecutionPlan for AsyncPipelineExec {
             chunk_size: settings.chunk_size.get(),
             max_chunks: usize::MAX,
             max_rows: settings.window_rows(),
+            max_bytes: settings.window_bytes,
+            batch_size: options.execution.batch_size.get(),
             // the functions take one slot of the budget per call themselves
             permits: None,
         };
+        let reservation = MemoryConsumer::new(format!("AsyncPipelineExec[{partition}]"))
+            .register(context.memory_pool());
         let schema = self.schema();
         let exprs = Arc::new(self.async_exprs.clone());
         let out_schema = Arc::clone(&schema);
@@ -212,7 +217,15 @@ impl ExecutionPlan for AsyncPipelineExec {
             Arc::clone(&self.stats),
         ];
         let input = self.input.execute(partition, context)?;
-        let stream = pipeline(partition, input, Arc::clone(&schema), window, call, sinks);
+        let accounts = Accounts { sinks, reservation };
+        let stream = pipeline(
+            partition,
+            input,
+            Arc::clone(&schema),
+            window,
+            call,
+            accounts,
+        );
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let stream = stream.map(move |b| b.map(|b| b.record_output(&baseline)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
