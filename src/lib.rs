@@ -114,7 +114,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
     };
     for kind in [http::Kind::Get, http::Kind::Post] {
         let udf = http::HttpFunc::udf(kind, Arc::clone(&runtime));
-        runtime.adopt(&udf);
+        runtime.adopt(&udf, false);
         ctx.register_udf(udf);
     }
     if !registered {

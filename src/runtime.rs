@@ -19,8 +19,9 @@ pub struct AsyncRuntime {
     http: Arc<HttpClient>,
     handlers: Handlers,
     secrets: Arc<Secrets>,
-    /// The column functions bound to this runtime (run by its pipelined operator).
-    functions: parking_lot::Mutex<Vec<ScalarUDF>>,
+    /// The column functions bound to this runtime (run by its pipelined operator),
+    /// and whether each is called per chunk of rows.
+    functions: parking_lot::Mutex<Vec<(ScalarUDF, bool)>>,
 }
 
 impl AsyncRuntime {
@@ -50,17 +51,23 @@ impl AsyncRuntime {
         &self.secrets
     }
 
-    /// Records `udf` as bound to this runtime (its budget, client, settings).
-    pub(crate) fn adopt(&self, udf: &ScalarUDF) {
+    /// Records `udf` as bound to this runtime (its budget, client, settings);
+    /// `per_chunk`: it is called once per chunk of rows.
+    pub(crate) fn adopt(&self, udf: &ScalarUDF, per_chunk: bool) {
         let mut functions = self.functions.lock();
-        if !functions.contains(udf) {
-            functions.push(udf.clone());
+        if !functions.iter().any(|(f, _)| f == udf) {
+            functions.push((udf.clone(), per_chunk));
         }
     }
 
     /// Whether `udf` is one of this runtime's functions.
     pub(crate) fn owns(&self, udf: &ScalarUDF) -> bool {
-        self.functions.lock().iter().any(|f| f == udf)
+        self.functions.lock().iter().any(|(f, _)| f == udf)
+    }
+
+    /// Whether `udf` is one of this runtime's per-chunk functions.
+    pub(crate) fn per_chunk(&self, udf: &ScalarUDF) -> bool {
+        self.functions.lock().iter().any(|(f, c)| *c && f == udf)
     }
 
     /// The `map_in_batches` handlers registered on the session.

@@ -156,3 +156,68 @@ async fn mock_api_subcommand_serves() {
     assert!(v[0]["width"].as_u64().unwrap() > 0);
     assert_eq!(v[0]["breeds"], serde_json::json!([]));
 }
+
+#[test]
+fn reset_restores_our_defaults() {
+    dfasync()
+        .args([
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SET http.timeout_ms = 5",
+            "SET async_udf.max_in_flight = 3",
+            "RESET http.timeout_ms",
+            "RESET async_udf.max_in_flight",
+            "SELECT name, value FROM information_schema.df_settings WHERE name IN ('http.timeout_ms', 'async_udf.max_in_flight') ORDER BY name",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("async_udf.max_in_flight,64\nhttp.timeout_ms,30000\n"));
+}
+
+/// datafusion-cli's memory flags: a query whose answers cannot fit in the pool
+/// fails with the pool's error naming the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_bounds_the_async_operator() {
+    let api = common::mock(0).await;
+    let sql = format!(
+        "SELECT length(http_get('{}')['body']) FROM generate_series(1, 2)",
+        api.url("/bytes/200000")
+    );
+    blocking(move || {
+        dfasync()
+            .args([
+                "-q",
+                "-m",
+                "100k",
+                "--mem-pool-type",
+                "fair",
+                "--top-memory-consumers",
+                "2",
+                "-c",
+                &sql,
+            ])
+            .assert()
+            .failure()
+            .stdout(contains("Resources exhausted").and(contains("AsyncPipelineExec[0]")));
+        dfasync()
+            .args([
+                "-q",
+                "-m",
+                "64m",
+                "-d",
+                "1g",
+                "--object-store-profiling",
+                "summary",
+                "--format",
+                "csv",
+                "-c",
+                &sql,
+            ])
+            .assert()
+            .success()
+            .stdout(contains("200000"));
+    })
+    .await;
+}

@@ -172,3 +172,35 @@ async fn one_call_per_row_whatever_fields_are_read() {
     assert_eq!(rows, 50);
     assert_eq!(api.stats().requests, 50);
 }
+
+/// Two queries running at once with different `max_in_flight` (a SET between
+/// starting them): each keeps its own bound; neither replaces the other's budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_with_different_budgets_keep_their_own() {
+    let (a, b) = (mock(100).await, mock(100).await);
+    let ctx = context();
+    run(&ctx, "SET async_udf.max_in_flight = 4").await.unwrap();
+    let first = {
+        let (ctx, sql) = (ctx.clone(), copy_series(&a.url("/v1/images/search"), 80));
+        tokio::spawn(async move { count(&ctx, &sql).await })
+    };
+    while a.stats().in_flight == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run(&ctx, "SET async_udf.max_in_flight = 8").await.unwrap();
+    assert_eq!(
+        count(&ctx, &copy_series(&b.url("/v1/images/search"), 80)).await,
+        80
+    );
+    assert_eq!(first.await.unwrap(), 80);
+    assert_eq!(
+        a.stats().peak_in_flight,
+        4,
+        "the first query kept its budget of 4"
+    );
+    assert_eq!(
+        b.stats().peak_in_flight,
+        8,
+        "the second query got its own 8"
+    );
+}

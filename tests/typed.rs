@@ -271,15 +271,15 @@ async fn chunks_get_their_context_and_chunk_size() {
     assert_eq!(
         cells,
         [
-            "1@0", "2@0", "", "4@0", "5@1", "6@1", "7@1", "8@1", "9@2", "10@2"
+            "1@0", "2@0", "", "4@0", "5@0", "6@1", "7@1", "8@1", "9@1", "10@2"
         ],
         "{out}"
     );
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_by_key(|(i, _, _)| *i);
-    // the pipelined operator's chunks: partition rows, NULL rows included in the
-    // range but not sent
-    assert_eq!(seen, vec![(0, 0..4, 3), (1, 4..8, 4), (2, 8..10, 2)]);
+    // the pipelined operator's chunks hold chunk_size non-NULL rows: partition
+    // rows, NULL rows included in the range but not sent
+    assert_eq!(seen, vec![(0, 0..5, 4), (1, 5..9, 4), (2, 9..10, 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

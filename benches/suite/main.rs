@@ -34,6 +34,8 @@ pub struct Sizes {
     pub wrk_seconds: u64,
     pub identity_rows: usize,
     pub memory_rows: usize,
+    /// Rows of 1 MB bodies.
+    pub big_body_rows: usize,
     pub heavy_tail_calls: usize,
 }
 
@@ -45,6 +47,7 @@ const FULL: Sizes = Sizes {
     wrk_seconds: 5,
     identity_rows: 10_000_000,
     memory_rows: 1_000_000,
+    big_body_rows: 20_000,
     heavy_tail_calls: 5000,
 };
 
@@ -56,6 +59,7 @@ const QUICK: Sizes = Sizes {
     wrk_seconds: 1,
     identity_rows: 200_000,
     memory_rows: 20_000,
+    big_body_rows: 1_000,
     heavy_tail_calls: 500,
 };
 
@@ -68,7 +72,8 @@ async fn main() -> Result<()> {
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
         let rows = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(0);
         let url = args.get(i + 2).cloned().unwrap_or_default();
-        return memory::child(rows, &url).await;
+        let limit = args.get(i + 3).and_then(|r| r.parse().ok());
+        return memory::child(rows, &url, limit).await;
     }
     let quick = args.iter().any(|a| a == "--quick");
     let write = args.iter().any(|a| a == "--write");

@@ -144,6 +144,7 @@ impl ExecutionPlan for MapInBatchesExec {
         let max_in_flight = settings.max_in_flight.get();
         let window = Window {
             chunk_size: settings.chunk_size.get(),
+            counted: None,
             max_chunks: max_in_flight,
             max_rows: usize::MAX,
             max_bytes: settings.window_bytes,

@@ -42,6 +42,6 @@ pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};
 pub use metrics::{CallStats, within};
 pub use ordered::map_ordered;
-pub use pipeline::{Accounts, ChunkCall, Window, pipeline};
+pub use pipeline::{Accounts, ChunkCall, Counted, Window, pipeline};
 pub use rate::RateLimits;
 pub use retry::{Attempts, GaveUp, RetryPolicy, Verdict, retry};

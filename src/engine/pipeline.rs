@@ -58,10 +58,27 @@ fn bytes_of(batches: &[RecordBatch]) -> usize {
     batches.iter().map(get_record_batch_memory_size).sum()
 }
 
+/// Which rows of a batch count toward `chunk_size` (the others ride along): the
+/// rows a per-chunk function is actually called with.
+#[derive(Clone)]
+pub struct Counted(pub Arc<CountRows>);
+
+/// Marks the rows of a batch that count.
+pub type CountRows = dyn Fn(&RecordBatch) -> Result<Vec<bool>> + Send + Sync;
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counted")
+    }
+}
+
 /// How much a partition's stream may have going at once.
 #[derive(Debug, Clone)]
 pub struct Window {
+    /// Rows per chunk (counted rows only, when `counted` is set).
     pub chunk_size: usize,
+    /// Rows that count toward `chunk_size`; `None`: every row.
+    pub counted: Option<Counted>,
     /// Chunks admitted but not yet emitted.
     pub max_chunks: usize,
     /// Input rows admitted but not yet emitted.
@@ -95,21 +112,35 @@ struct State {
 }
 
 impl State {
-    fn split(&mut self, batch: &RecordBatch) {
+    /// Cuts `batch` into chunks of `chunk_size` (counted) rows.
+    fn split(&mut self, batch: &RecordBatch) -> Result<()> {
         let size = self.window.chunk_size.max(1);
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let len = size.min(batch.num_rows() - offset);
-            let cx = ChunkContext {
-                partition_index: Some(self.partition),
-                chunk_index: self.next_chunk,
-                rows: self.next_row..self.next_row + len,
-            };
-            self.pending.push_back((cx, batch.slice(offset, len)));
-            self.next_chunk += 1;
-            self.next_row += len;
-            offset += len;
+        let rows = batch.num_rows();
+        let counted = match &self.window.counted {
+            Some(Counted(f)) => Some(f(batch)?),
+            None => None,
+        };
+        let (mut start, mut n) = (0, 0);
+        for row in 0..rows {
+            n += usize::from(counted.as_ref().is_none_or(|c| c[row]));
+            if n == size || row + 1 == rows {
+                self.push_chunk(batch.slice(start, row + 1 - start));
+                (start, n) = (row + 1, 0);
+            }
         }
+        Ok(())
+    }
+
+    fn push_chunk(&mut self, chunk: RecordBatch) {
+        let len = chunk.num_rows();
+        let cx = ChunkContext {
+            partition_index: Some(self.partition),
+            chunk_index: self.next_chunk,
+            rows: self.next_row..self.next_row + len,
+        };
+        self.pending.push_back((cx, chunk));
+        self.next_chunk += 1;
+        self.next_row += len;
     }
 
     /// Room for one more chunk (always for the first, however large).
@@ -245,7 +276,11 @@ impl State {
                 batch = self.input.next(), if want_input => match batch {
                     None => self.input_done = true,
                     Some(Err(e)) => return Some(Err(e)),
-                    Some(Ok(batch)) => self.split(&batch),
+                    Some(Ok(batch)) => {
+                        if let Err(e) = self.split(&batch) {
+                            return Some(Err(e));
+                        }
+                    }
                 },
             }
         }

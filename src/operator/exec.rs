@@ -11,8 +11,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::async_func::AsyncFuncExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::{
@@ -26,7 +26,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::display::Redactor;
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::{Accounts, CallStats, ChunkContext, Window, pipeline};
+use crate::engine::{Accounts, CallStats, ChunkContext, Counted, Window, pipeline};
 use crate::runtime::AsyncRuntime;
 
 /// Appends one column per async expression to its input, like DataFusion's
@@ -70,6 +70,35 @@ impl AsyncPipelineExec {
     /// Whether DataFusion may spread its input over partitions.
     pub fn fans_out(&self) -> bool {
         self.fan_out
+    }
+
+    /// For per-chunk functions: the rows they are called with (a non-NULL
+    /// argument) are the ones that count toward `async_udf.chunk_size`.
+    fn counted(&self) -> Option<Counted> {
+        let args: Vec<Arc<dyn PhysicalExpr>> = self
+            .async_exprs
+            .iter()
+            .filter_map(|e| {
+                let f = e.func.downcast_ref::<ScalarFunctionExpr>()?;
+                self.runtime
+                    .per_chunk(f.fun())
+                    .then(|| f.args().first().cloned())?
+            })
+            .collect();
+        if args.is_empty() {
+            return None;
+        }
+        Some(Counted(Arc::new(move |batch: &RecordBatch| {
+            let n = batch.num_rows();
+            let mut counted = vec![false; n];
+            for arg in &args {
+                let values = arg.evaluate(batch)?.into_array(n)?;
+                for (row, c) in counted.iter_mut().enumerate() {
+                    *c |= values.is_valid(row);
+                }
+            }
+            Ok(counted)
+        })))
     }
 
     /// The figures of the calls made so far.
@@ -178,6 +207,7 @@ impl ExecutionPlan for AsyncPipelineExec {
             .store(settings.max_in_flight.get(), Ordering::Relaxed);
         let window = Window {
             chunk_size: settings.chunk_size.get(),
+            counted: self.counted(),
             max_chunks: usize::MAX,
             max_rows: settings.window_rows(),
             max_bytes: settings.window_bytes,

@@ -106,6 +106,11 @@ fn outputs<O: Serialize>(results: Vec<Result<O, String>>, output: &DataType) -> 
 #[async_trait]
 pub(crate) trait Kernel: Send + Sync {
     async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs>;
+
+    /// Whether one call takes a chunk of rows.
+    fn per_chunk(&self) -> bool {
+        false
+    }
 }
 
 /// `|row| async { … }`: one call per row.
@@ -187,6 +192,10 @@ where
     F: Fn(Vec<I>, ChunkContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
 {
+    fn per_chunk(&self) -> bool {
+        true
+    }
+
     async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs> {
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;

@@ -163,6 +163,7 @@ impl AsyncFn {
     /// The UDF on `runtime` (to register it yourself).
     pub fn into_udf(self, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
         let runtime_ref = Arc::clone(&runtime);
+        let per_chunk = self.kernel.per_chunk();
         let func = TypedFunc::new(
             self.name,
             self.input,
@@ -172,7 +173,7 @@ impl AsyncFn {
             runtime,
         );
         let udf = AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf();
-        runtime_ref.adopt(&udf);
+        runtime_ref.adopt(&udf, per_chunk);
         udf
     }
 
