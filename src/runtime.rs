@@ -13,7 +13,6 @@ use crate::secret::Secrets;
 /// connection pool) and the `map_in_batches` handlers. Created by [`crate::register_all`] and stored in the
 /// session config, so functions registered later find the same one with
 /// [`AsyncRuntime::of`].
-#[derive(Debug)]
 pub struct AsyncRuntime {
     budget: Budget,
     http: Arc<HttpClient>,
@@ -97,6 +96,15 @@ impl AsyncRuntime {
     /// The runtime registered on `ctx` by [`crate::register_all`], if any.
     pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<Self>> {
         Self::from_config(ctx.state_ref().read().config()).ok()
+    }
+}
+
+/// Short: plans and errors print functions with their runtime.
+impl std::fmt::Debug for AsyncRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncRuntime")
+            .field("max_in_flight", &self.budget.limit())
+            .finish_non_exhaustive()
     }
 }
 

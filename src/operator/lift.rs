@@ -30,10 +30,11 @@
 //! **CTEs.** DataFusion inlines a CTE at each reference, so a CTE referenced twice
 //! holds two copies of each of its calls. The copies share their table sources
 //! (the same `Arc`), which two subqueries written alike do not: identical
-//! `AsyncCalls` nodes over the same sources are a plan error that says to
-//! materialize the CTE (`CREATE TABLE … AS`), rather than calling every row
-//! twice. A CTE that reads no table (only `VALUES` or no `FROM`) cannot be told
-//! from two written copies and is computed once per reference.
+//! `AsyncCalls` nodes over the same sources are each wrapped in a
+//! [`Shared`](super::shared) node, computed once and read by every reference,
+//! as PostgreSQL materializes a CTE with volatile functions. A CTE that reads no
+//! table (only `VALUES` or no `FROM`) cannot be told from two written copies and
+//! is computed once per reference.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::node::{AsyncCalls, PREFIX};
+use super::shared::{self, Shared};
 
 /// The analyzer rule (see the module documentation).
 #[derive(Debug, Default)]
@@ -57,8 +59,7 @@ impl AnalyzerRule for LiftAsyncCalls {
         let plan = plan
             .transform_up_with_subqueries(|node| lift(node, &mut next))?
             .data;
-        check_no_copies(&plan)?;
-        Ok(plan)
+        share_copies(plan)
     }
 
     fn name(&self) -> &str {
@@ -248,34 +249,52 @@ fn sources(plan: &LogicalPlan) -> Vec<usize> {
     found
 }
 
-/// A plan error if two `AsyncCalls` nodes compute the same calls over the same
+/// What identifies a copy of a subplan: the calls, the input, and the table
+/// sources read (by identity).
+type Key = (Vec<Expr>, Arc<LogicalPlan>, Vec<usize>);
+
+fn key(calls: &AsyncCalls) -> Option<Key> {
+    let read = sources(calls.input());
+    let exprs = calls.calls().iter().map(|(e, _)| e.clone()).collect();
+    (!read.is_empty()).then(|| (exprs, Arc::clone(calls.input()), read))
+}
+
+/// Wraps every `AsyncCalls` node that has copies — same calls over the same
 /// input, read from the same table sources: a CTE (or view) referenced twice,
-/// inlined by DataFusion at each use.
-fn check_no_copies(plan: &LogicalPlan) -> Result<()> {
-    let mut seen: Vec<(Arc<LogicalPlan>, Vec<Expr>, Vec<usize>)> = Vec::new();
-    let mut copy = None;
+/// inlined by DataFusion at each use — in a [`Shared`] node, so the copies are
+/// computed once.
+fn share_copies(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut seen: Vec<(Key, usize)> = Vec::new();
     plan.apply_with_subqueries(|node| {
-        if let Some(calls) = as_async_node(node) {
-            let exprs: Vec<Expr> = calls.calls().iter().map(|(e, _)| e.clone()).collect();
-            let read = sources(calls.input());
-            if !read.is_empty()
-                && seen
-                    .iter()
-                    .any(|(input, e, r)| input == calls.input() && *e == exprs && *r == read)
-            {
-                copy = Some(exprs[0].to_string());
-                return Ok(TreeNodeRecursion::Stop);
+        if let Some(k) = as_async_node(node).and_then(key) {
+            match seen.iter_mut().find(|(s, _)| *s == k) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((k, 1)),
             }
-            seen.push((Arc::clone(calls.input()), exprs, read));
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    match copy {
-        Some(call) => plan_err!(
-            "{call} would be called twice for each row: the query reads the same \
-             CTE or view twice, and DataFusion computes it once per reference. \
-             Materialize it first: CREATE TABLE t AS SELECT … (then read t twice)"
-        ),
-        None => Ok(()),
+    let copied: Vec<(Key, u64)> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| (k, shared::next_id()))
+        .collect();
+    if copied.is_empty() {
+        return Ok(plan);
     }
+    plan.transform_up_with_subqueries(|node| {
+        let id = as_async_node(&node)
+            .and_then(key)
+            .and_then(|k| copied.iter().find(|(c, _)| *c == k).map(|(_, id)| *id));
+        Ok(match id {
+            Some(id) => Transformed::yes(LogicalPlan::Extension(Extension {
+                node: Arc::new(Shared {
+                    id,
+                    input: Arc::new(node),
+                }),
+            })),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
 }

@@ -49,6 +49,7 @@ pub(crate) mod lift;
 mod node;
 pub(crate) mod planner;
 mod rule;
+mod shared;
 
 pub use display::Redactor;
 pub use exec::AsyncPipelineExec;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::Result;
-use datafusion::execution::context::QueryPlanner;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_expr::ScalarFunctionExpr;
@@ -20,18 +20,23 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use super::display::Redactor;
 use super::exec::AsyncPipelineExec;
 use super::node::AsyncCalls;
+use super::shared::{Shared, SharedExec, SharedStates};
 use crate::config::{self, AsyncUdfConfig, HttpConfig};
 use crate::runtime::AsyncRuntime;
 
-/// Plans [`AsyncCalls`] nodes.
+/// Plans [`AsyncCalls`] and [`Shared`] nodes.
 #[derive(Debug)]
 pub(crate) struct AsyncCallsPlanner {
     runtime: Arc<AsyncRuntime>,
+    shared: SharedStates,
 }
 
 impl AsyncCallsPlanner {
     pub(crate) fn new(runtime: Arc<AsyncRuntime>) -> Self {
-        Self { runtime }
+        Self {
+            runtime,
+            shared: SharedStates::default(),
+        }
     }
 }
 
@@ -46,6 +51,29 @@ impl ExtensionPlanner for AsyncCallsPlanner {
         session_state: &dyn Session,
         planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(shared) = node.as_any().downcast_ref::<Shared>() {
+            let state = self.shared.get(shared.id);
+            let mut plan = state.plan.lock().await;
+            let input = match plan.as_ref() {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let Some(session) = session_state.as_any().downcast_ref::<SessionState>()
+                    else {
+                        return internal_err!("a shared subplan needs a SessionState");
+                    };
+                    let optimized = session.optimize(&shared.input)?;
+                    let p = planner
+                        .create_physical_plan(&optimized, session_state)
+                        .await?;
+                    *plan = Some(Arc::clone(&p));
+                    p
+                }
+            };
+            drop(plan);
+            // this reference's own copy names its call columns its own way
+            let schema = Arc::clone(shared.input.schema().inner());
+            return Ok(Some(Arc::new(SharedExec::new(input, state, schema))));
+        }
         let Some(node) = node.as_any().downcast_ref::<AsyncCalls>() else {
             return Ok(None);
         };
