@@ -9,7 +9,8 @@
 //! gives every reference the same rows. The subplan is hidden from the optimizer
 //! (the node has no children), which would otherwise push different filters and
 //! projections into each copy; our planner optimizes and plans it once, apart.
-//! What it keeps lives until the last reference is done; it is not spilled.
+//! What it keeps is reserved in the memory pool (`SharedExec[N]`) and lives until
+//! the last reference is done; it is not spilled.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -20,7 +21,9 @@ use std::sync::{Arc, Weak};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result, internal_err};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::EquivalenceProperties;
@@ -84,7 +87,9 @@ impl UserDefinedLogicalNodeCore for Shared {
     }
 }
 
-type Batches = std::result::Result<Arc<Vec<RecordBatch>>, Arc<DataFusionError>>;
+/// A partition's batches, with their reservation in the memory pool.
+type Batches =
+    std::result::Result<Arc<(Vec<RecordBatch>, MemoryReservation)>, Arc<DataFusionError>>;
 
 /// The subplan's physical plan, planned by the first reference, and the batches
 /// of each partition, computed by whichever reference asks first; a reference
@@ -211,9 +216,18 @@ impl ExecutionPlan for SharedExec {
             match partitions.get(&partition) {
                 Some(f) => f.clone(),
                 None => {
+                    let reservation = MemoryConsumer::new(format!("SharedExec[{partition}]"))
+                        .register(context.memory_pool());
                     let input = self.input.execute(partition, context)?;
                     let f = input
-                        .try_collect::<Vec<_>>()
+                        .try_fold(
+                            (Vec::new(), reservation),
+                            |(mut kept, r), batch| async move {
+                                r.try_grow(get_record_batch_memory_size(&batch))?;
+                                kept.push(batch);
+                                Ok((kept, r))
+                            },
+                        )
                         .map(|r| r.map(Arc::new).map_err(Arc::new))
                         .boxed()
                         .shared();
@@ -227,6 +241,7 @@ impl ExecutionPlan for SharedExec {
             .map(move |r| match r {
                 Ok(batches) => {
                     let renamed: Vec<Result<RecordBatch>> = batches
+                        .0
                         .iter()
                         .map(|b| {
                             RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
