@@ -96,6 +96,10 @@ pub(crate) fn has_room() -> bool {
 /// Waits until the current chunk's partition holds less than its limit, or the
 /// chunk is the oldest one (returns at once outside a pipeline).
 pub(crate) async fn room() {
+    // the common case, on every call: room now, no clone, no waiter
+    if has_room() {
+        return;
+    }
     let Ok(chunk) = CURRENT.try_with(Clone::clone) else {
         return;
     };

@@ -146,11 +146,13 @@ fn names_from_exprs(node: &LogicalPlan) -> bool {
 }
 
 fn lift(node: LogicalPlan, next: &mut usize) -> Result<Transformed<LogicalPlan>> {
-    if as_async_node(&node).is_some() || innermost_calls(&node.expressions()).is_empty() {
+    if as_async_node(&node).is_some() {
         return Ok(Transformed::no(node));
     }
+    let Some(call) = innermost_calls(&node.expressions()).into_iter().next() else {
+        return Ok(Transformed::no(node));
+    };
     if node.inputs().is_empty() {
-        let call = &innermost_calls(&node.expressions())[0];
         return plan_err!(
             "{call}: async functions cannot be called in {}; select from it instead: \
              SELECT {call} FROM (VALUES …) AS t(…)",
