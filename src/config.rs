@@ -137,7 +137,8 @@ namespace! {
         /// Bytes a partition's window may hold: answers of finished calls and output
         /// not yet emitted, reserved in DataFusion's memory pool (admission stops at
         /// this size or when the pool is full). In-flight answers come on top, at
-        /// most max_in_flight × http.max_body_bytes.
+        /// most max_in_flight × http.max_body_bytes. Per-row functions' chunks are
+        /// cut to about window_bytes / 16 (fewer rows when answers are large).
         window_bytes: usize = 64 * 1024 * 1024,
         /// Let DataFusion spread a single-partition input of the async operator over
         /// target_partitions (round-robin, large inputs only), so CPU work on the

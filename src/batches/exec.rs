@@ -145,6 +145,8 @@ impl ExecutionPlan for MapInBatchesExec {
         let window = Window {
             chunk_size: settings.chunk_size.get(),
             counted: None,
+            // a handler gets the chunks it was promised
+            by_bytes: false,
             max_chunks: max_in_flight,
             max_rows: usize::MAX,
             max_bytes: settings.window_bytes,

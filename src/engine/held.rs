@@ -4,9 +4,10 @@
 //! [`WindowBytes`]; calls that finish inside the chunk (an HTTP answer's body,
 //! say) add what they now hold with [`hold`]. Before a call starts, [`room`]
 //! waits while the partition holds `max` bytes or more, unless the call belongs
-//! to the oldest chunk (which must progress for anything to be emitted). So no
-//! more than `max` bytes plus the calls in flight are ever held, whatever the
-//! rows admitted.
+//! to the oldest chunk (which must progress for anything to be emitted). A call
+//! in flight counts from its start with what a row held on average so far
+//! ([`expect`]), replaced by what it holds once it finishes. So about `max`
+//! bytes are held, whatever the rows admitted and the calls in flight.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,10 @@ pub(crate) struct WindowBytes {
     /// Index of the oldest chunk not yet finished (`usize::MAX`: none).
     head: AtomicUsize,
     freed: Notify,
+    /// What finished calls and chunks held, and over how many rows: the
+    /// estimate the pipeline sizes its chunks by.
+    seen_bytes: AtomicUsize,
+    seen_rows: AtomicUsize,
 }
 
 impl WindowBytes {
@@ -31,6 +36,8 @@ impl WindowBytes {
             max,
             head: AtomicUsize::new(usize::MAX),
             freed: Notify::new(),
+            seen_bytes: AtomicUsize::new(0),
+            seen_rows: AtomicUsize::new(0),
         }
     }
 
@@ -46,6 +53,18 @@ impl WindowBytes {
     pub(crate) fn release(&self, bytes: usize) {
         self.held.fetch_sub(bytes, Ordering::SeqCst);
         self.freed.notify_waiters();
+    }
+
+    /// `rows` rows held `bytes` (a finished call, a finished chunk).
+    pub(crate) fn observe(&self, bytes: usize, rows: usize) {
+        self.seen_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.seen_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// The mean bytes a row held so far (`None` before the first is known).
+    pub(crate) fn bytes_per_row(&self) -> Option<usize> {
+        let rows = self.seen_rows.load(Ordering::Relaxed);
+        (rows > 0).then(|| self.seen_bytes.load(Ordering::Relaxed) / rows)
     }
 
     pub(crate) fn set_head(&self, chunk: usize) {
@@ -78,6 +97,7 @@ pub(crate) fn hold(bytes: usize) {
     let _ = CURRENT.try_with(|c| {
         c.held.fetch_add(bytes, Ordering::SeqCst);
         c.window.add(bytes);
+        c.window.observe(bytes, 1);
     });
 }
 
@@ -86,6 +106,34 @@ impl ChunkBytes {
         self.window.held() < self.window.max
             || self.window.head.load(Ordering::SeqCst) == self.chunk
     }
+}
+
+/// What a call in flight is expected to hold, counted in its window until it
+/// ends (finished, failed or cancelled).
+pub(crate) struct Expected {
+    window: Arc<WindowBytes>,
+    bytes: usize,
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.window.release(self.bytes);
+    }
+}
+
+/// A call of the current chunk starts: it counts with the mean bytes per row
+/// seen so far until it ends (`None` outside a pipeline).
+pub(crate) fn expect() -> Option<Expected> {
+    CURRENT
+        .try_with(|c| {
+            let bytes = c.window.bytes_per_row().unwrap_or(0);
+            c.window.add(bytes);
+            Expected {
+                window: Arc::clone(&c.window),
+                bytes,
+            }
+        })
+        .ok()
 }
 
 /// Whether a call of the current chunk may start now (always outside a pipeline).
@@ -109,5 +157,48 @@ pub(crate) async fn room() {
             return;
         }
         freed.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(window: &Arc<WindowBytes>, index: usize) -> ChunkBytes {
+        ChunkBytes {
+            window: Arc::clone(window),
+            held: Arc::new(AtomicUsize::new(0)),
+            chunk: index,
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_count_with_the_mean_row_until_they_end() {
+        let window = Arc::new(WindowBytes::new(250));
+        window.set_head(0);
+        holding(chunk(&window, 1), async {
+            // nothing seen yet: a call counts nothing until it holds its answer
+            let first = expect();
+            assert_eq!(window.held(), 0);
+            hold(100);
+            drop(first);
+            assert_eq!((window.held(), window.bytes_per_row()), (100, Some(100)));
+            let (a, b) = (expect(), expect());
+            assert_eq!(window.held(), 300);
+            assert!(!has_room(), "over the limit, not the oldest chunk");
+            drop((a, b));
+            assert_eq!(window.held(), 100);
+            assert!(has_room());
+        })
+        .await;
+        // the oldest chunk may always start a call
+        holding(chunk(&window, 0), async {
+            let _calls = (expect(), expect(), expect());
+            assert_eq!(window.held(), 400);
+            assert!(has_room());
+        })
+        .await;
+        assert!(expect().is_none(), "outside a pipeline nothing is counted");
+        assert_eq!(window.held(), 100);
     }
 }

@@ -59,10 +59,11 @@ where
                     results.push(None);
                     let call = call(item);
                     let guard = metrics::start_call();
+                    let expected = held::expect();
                     in_flight.push(async move {
                         let result = call.await;
                         guard.finish();
-                        drop(permit);
+                        drop((permit, expected));
                         (index, result)
                     });
                 }

@@ -24,14 +24,19 @@
 //! be reserved fails the query with the pool's resources-exhausted error, which
 //! names the operator and partition. Output leaves in batches of at most
 //! `batch_size` rows.
+//!
+//! The oldest chunk always runs (nothing could be emitted otherwise), so a chunk
+//! must be small in bytes, not only in rows: 100 rows of 1 MB answers are 100 MB.
+//! Where chunks are the engine's own unit (per-row functions), they are cut when
+//! admitted, to about `max_bytes / 16` by the bytes per row seen so far (at most
+//! `chunk_size` rows; [`FIRST_CHUNK`] rows until a first answer is known).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{Result, exec_err};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryReservation;
@@ -41,6 +46,7 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 
+use super::chunks::Cutter;
 use super::context::in_chunk;
 use super::held::{ChunkBytes, WindowBytes, holding};
 use super::{CallStats, ChunkContext, metrics};
@@ -53,9 +59,19 @@ pub type ChunkCall = Arc<
 /// A chunk call in the window: its input rows and output batches.
 type Running = BoxFuture<'static, Result<(usize, Vec<RecordBatch>)>>;
 
-/// The bytes a batch holds (its buffers; slices of one buffer count it once each).
+/// The bytes of `batches`' rows: a chunk's input columns are slices of a
+/// batch every chunk of it shares, so each counts its share, not the whole
+/// buffer (which would count one input batch once per chunk).
 fn bytes_of(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(get_record_batch_memory_size).sum()
+    batches
+        .iter()
+        .flat_map(RecordBatch::columns)
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// Which rows of a batch count toward `chunk_size` (the others ride along): the
@@ -72,6 +88,10 @@ impl std::fmt::Debug for Counted {
     }
 }
 
+/// Rows per chunk before the bytes a row holds are known, when chunks are
+/// sized by bytes.
+pub(crate) const FIRST_CHUNK: usize = 16;
+
 /// How much a partition's stream may have going at once.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -79,6 +99,9 @@ pub struct Window {
     pub chunk_size: usize,
     /// Rows that count toward `chunk_size`; `None`: every row.
     pub counted: Option<Counted>,
+    /// Cut chunks smaller than `chunk_size` when rows hold many bytes (for
+    /// per-row functions; a per-chunk function gets the chunks it was promised).
+    pub by_bytes: bool,
     /// Chunks admitted but not yet emitted.
     pub max_chunks: usize,
     /// Input rows admitted but not yet emitted.
@@ -97,7 +120,7 @@ struct State {
     input_done: bool,
     call: ChunkCall,
     window: Window,
-    pending: VecDeque<(ChunkContext, RecordBatch)>,
+    pending: Cutter,
     running: FuturesOrdered<Running>,
     /// Index and held bytes of each running chunk, in admission order.
     running_held: VecDeque<(usize, Arc<AtomicUsize>)>,
@@ -112,35 +135,26 @@ struct State {
 }
 
 impl State {
-    /// Cuts `batch` into chunks of `chunk_size` (counted) rows.
-    fn split(&mut self, batch: &RecordBatch) -> Result<()> {
-        let size = self.window.chunk_size.max(1);
-        let rows = batch.num_rows();
+    /// Queues `batch`, marking the rows that count toward a chunk's size.
+    fn split(&mut self, batch: RecordBatch) -> Result<()> {
         let counted = match &self.window.counted {
-            Some(Counted(f)) => Some(f(batch)?),
+            Some(Counted(f)) => Some(f(&batch)?),
             None => None,
         };
-        let (mut start, mut n) = (0, 0);
-        for row in 0..rows {
-            n += usize::from(counted.as_ref().is_none_or(|c| c[row]));
-            if n == size || row + 1 == rows {
-                self.push_chunk(batch.slice(start, row + 1 - start));
-                (start, n) = (row + 1, 0);
-            }
-        }
+        self.pending.push(batch, counted);
         Ok(())
     }
 
-    fn push_chunk(&mut self, chunk: RecordBatch) {
-        let len = chunk.num_rows();
-        let cx = ChunkContext {
-            partition_index: Some(self.partition),
-            chunk_index: self.next_chunk,
-            rows: self.next_row..self.next_row + len,
-        };
-        self.pending.push_back((cx, chunk));
-        self.next_chunk += 1;
-        self.next_row += len;
+    /// Counted rows for the next chunk.
+    fn chunk_rows(&self) -> usize {
+        let size = self.window.chunk_size.max(1);
+        if !self.window.by_bytes {
+            return size;
+        }
+        match self.bytes.bytes_per_row() {
+            None => size.min(FIRST_CHUNK),
+            Some(per_row) => (self.window.max_bytes / 16 / per_row.max(1)).clamp(1, size),
+        }
     }
 
     /// Room for one more chunk (always for the first, however large).
@@ -168,6 +182,8 @@ impl State {
             .set_head(self.running_held.front().map_or(usize::MAX, |(i, _)| *i));
         let bytes = bytes_of(&batches);
         self.bytes.add(bytes);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        self.bytes.observe(bytes, rows);
         self.bytes.release(calls_held);
         let size = self.window.batch_size.max(1);
         for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
@@ -206,10 +222,17 @@ impl State {
     }
 
     fn admit(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
-        let Some((cx, chunk)) = self.pending.pop_front() else {
+        let Some(chunk) = self.pending.cut(self.chunk_rows()) else {
             return;
         };
         let rows = chunk.num_rows();
+        let cx = ChunkContext {
+            partition_index: Some(self.partition),
+            chunk_index: self.next_chunk,
+            rows: self.next_row..self.next_row + rows,
+        };
+        self.next_chunk += 1;
+        self.next_row += rows;
         self.admitted_rows += rows;
         let span = tracing::debug_span!(
             "async_chunk",
@@ -277,7 +300,7 @@ impl State {
                     None => self.input_done = true,
                     Some(Err(e)) => return Some(Err(e)),
                     Some(Ok(batch)) => {
-                        if let Err(e) = self.split(&batch) {
+                        if let Err(e) = self.split(batch) {
                             return Some(Err(e));
                         }
                     }
@@ -313,7 +336,7 @@ pub fn pipeline(
         input_done: false,
         call,
         window,
-        pending: VecDeque::new(),
+        pending: Cutter::default(),
         running: FuturesOrdered::new(),
         running_held: VecDeque::new(),
         ready: VecDeque::new(),

@@ -129,7 +129,10 @@ async fn read(mut response: Response, max_body: u64) -> Tried {
         tried.outcome.error = Some(too_large(max_body));
         return tried;
     }
-    let mut bytes = Vec::new();
+    // sized once when the length is known (≤ max_body, checked above): a
+    // growing Vec would briefly hold twice the body on every reallocation
+    let known = response.content_length().unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(known).unwrap_or(0));
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {

@@ -112,6 +112,6 @@ impl AsyncScalarUDFImpl for HttpFunc {
         for (i, outcome) in outcomes {
             column[i] = Some(outcome);
         }
-        Ok(ColumnarValue::Array(output::build(&column)))
+        Ok(ColumnarValue::Array(output::build(column)))
     }
 }

@@ -24,12 +24,21 @@ fn fields() -> Fields {
 }
 
 /// Builds the result column; `None` rows (NULL url) are NULL structs.
-pub fn build(rows: &[Option<Outcome>]) -> ArrayRef {
+///
+/// Takes the outcomes by value and drops each body once copied, with the
+/// string buffers sized up front: building never holds much more than the
+/// bodies once (a growing builder next to the outcomes would hold them up to
+/// three times).
+pub fn build(rows: Vec<Option<Outcome>>) -> ArrayRef {
+    let bytes = |f: fn(&Outcome) -> Option<&String>| -> usize {
+        rows.iter().flatten().filter_map(f).map(String::len).sum()
+    };
+    let mut body = StringBuilder::with_capacity(rows.len(), bytes(|o| o.body.as_ref()));
+    let mut error = StringBuilder::with_capacity(rows.len(), bytes(|o| o.error.as_ref()));
     let mut status = Int32Builder::with_capacity(rows.len());
-    let mut body = StringBuilder::new();
-    let mut error = StringBuilder::new();
     let mut attempts = Int32Builder::with_capacity(rows.len());
     let mut elapsed = Int64Builder::with_capacity(rows.len());
+    let nulls = NullBuffer::from_iter(rows.iter().map(Option::is_some));
     for row in rows {
         let o = row.as_ref();
         status.append_option(o.and_then(|o| o.status).map(i32::from));
@@ -38,7 +47,6 @@ pub fn build(rows: &[Option<Outcome>]) -> ArrayRef {
         attempts.append_option(o.map(|o| i32::try_from(o.attempts).unwrap_or(i32::MAX)));
         elapsed.append_option(o.map(|o| i64::try_from(o.elapsed_ms).unwrap_or(i64::MAX)));
     }
-    let nulls = NullBuffer::from_iter(rows.iter().map(Option::is_some));
     Arc::new(StructArray::new(
         fields(),
         vec![

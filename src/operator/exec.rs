@@ -205,9 +205,12 @@ impl ExecutionPlan for AsyncPipelineExec {
         self.stats
             .budget
             .store(settings.max_in_flight.get(), Ordering::Relaxed);
+        let counted = self.counted();
         let window = Window {
             chunk_size: settings.chunk_size.get(),
-            counted: self.counted(),
+            // chunks of per-row functions are the engine's own: sized by bytes
+            by_bytes: counted.is_none(),
+            counted,
             max_chunks: usize::MAX,
             max_rows: settings.window_rows(),
             max_bytes: settings.window_bytes,
