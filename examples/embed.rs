@@ -3,7 +3,7 @@
 //! own, used from SQL and from the DataFrame API.
 //!
 //! ```text
-//! cargo run --example embed
+//! cargo run --release --example embed
 //! ```
 
 use std::sync::Arc;

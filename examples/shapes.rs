@@ -1,7 +1,7 @@
 //! The four shapes of typed async column functions, per row and per chunk.
 //!
 //! ```text
-//! cargo run --example shapes
+//! cargo run --release --example shapes
 //! ```
 
 use datafusion::common::Result;

@@ -12,7 +12,8 @@
 //! * A [noop sink](noop): `COPY … STORED AS NOOP`, `STORED AS NOOP` tables for
 //!   `INSERT INTO`, and [`DataFrameNoopExt::write_noop`].
 //! * Settings in the `async_udf.` and `http.` namespaces — see [`config`].
-//! * A bundled [mock API](mock) for tests and demos (no network needed).
+//! * A bundled mock API for tests and demos (no network needed; feature `mock`).
+//! * `dfasync`, datafusion-cli with all of this registered (feature `cli`).
 //!
 //! One call registers everything on a `SessionContext`:
 //!
@@ -34,10 +35,12 @@
 //! [Apache DataFusion]: https://datafusion.apache.org
 
 pub mod batches;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+#[cfg(feature = "mock")]
 pub mod mock;
 pub mod noop;
 pub mod operator;

@@ -64,10 +64,10 @@ async fn sql_examples_run() {
 fn two_setup_commands_are_documented() {
     let sh = blocks("sh");
     assert!(sh[0].contains("cargo run --release --example cats"));
-    assert!(sh[0].contains("cargo test"));
+    assert!(sh[0].contains("cargo test --all-features"));
     let ci = include_str!("../.ci/run");
     assert!(
-        ci.contains("cargo test"),
+        ci.contains("cargo test --all-features"),
         ".ci/run runs README's test command"
     );
 }

@@ -200,5 +200,5 @@ pub fn secs(s: f64) -> String {
 
 /// A count with thousands separators.
 pub fn count(n: f64) -> String {
-    datafusion_async_udf::cli::progress::thousands(n.max(0.0).round() as u64)
+    indicatif::HumanCount(n.max(0.0).round() as u64).to_string()
 }

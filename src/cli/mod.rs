@@ -25,6 +25,7 @@ use datafusion::execution::memory_pool::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ExplainFormat;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::object_store::ObjectStore;
 use datafusion::prelude::SessionContext;
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
 use datafusion_cli::cli_context::CliSessionContext;
@@ -32,7 +33,6 @@ use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
 use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_options::PrintOptions;
-use object_store::ObjectStore;
 use std::num::NonZeroUsize;
 
 pub use args::{Args, Sub};

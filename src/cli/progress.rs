@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
 use crate::engine::CallStats;
@@ -145,24 +145,11 @@ fn line(done: usize, in_flight: usize, errors: usize, elapsed: Duration) -> Stri
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
     format!(
         "{} calls done · {} in flight · {} errors · {} calls/s · {secs:.1} s",
-        thousands(done as u64),
-        thousands(in_flight as u64),
-        thousands(errors as u64),
-        thousands(rate.round() as u64),
+        HumanCount(done as u64),
+        HumanCount(in_flight as u64),
+        HumanCount(errors as u64),
+        HumanCount(rate.round() as u64),
     )
-}
-
-/// `n` with thousands separators: `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -187,9 +174,6 @@ mod tests {
             line(12_345, 256, 2, Duration::from_millis(2500)),
             "12,345 calls done · 256 in flight · 2 errors · 4,938 calls/s · 2.5 s"
         );
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[tokio::test]
