@@ -11,13 +11,13 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
-use datafusion::execution::FunctionRegistry;
 use datafusion::functions::core::expr_ext::FieldAccessor;
 use datafusion::prelude::*;
-use datafusion_async_udf::batches::{ChunkContext, FnHandler};
+use datafusion_async_udf::expr_fn::http_get;
 use datafusion_async_udf::mock::{MockApi, MockConfig};
 use datafusion_async_udf::{
-    AsyncFn, DataFrameMapExt, DataFrameNoopExt, register_all, register_handler,
+    AsyncFn, ChunkContext, DataFrameMapExt, DataFrameNoopExt, FnHandler, register_all,
+    register_handler,
 };
 use serde::{Deserialize, Serialize};
 
@@ -94,18 +94,13 @@ async fn main() -> Result<()> {
     .show()
     .await?;
 
-    // DataFrame API: the same functions as expressions and methods.
-    let http_get = ctx.udf("http_get")?;
+    // DataFrame API: the same functions as expressions (`expr_fn`) and methods.
     let df = ctx
         .sql("SELECT value FROM generate_series(1, 100)")
         .await?
         .select(vec![
             col("value"),
-            http_get
-                .call(vec![concat(vec![
-                    lit(format!("{search}?id=")),
-                    col("value"),
-                ])])
+            http_get(concat(vec![lit(format!("{search}?id=")), col("value")]))
                 .field("status")
                 .alias("status"),
         ])?

@@ -4,10 +4,10 @@
 //! and `SHOW ALL` work, and values are read when a query *executes*: a `SET`
 //! between two queries takes effect for the second one.
 
+use std::any::Any;
 use std::fmt;
 use std::str::FromStr;
-
-use std::any::Any;
+use std::time::Duration;
 
 use datafusion::common::config::{
     ConfigEntry, ConfigExtension, ConfigField, ConfigNonZeroUsize, ExtensionOptions, Visit,
@@ -16,6 +16,8 @@ use datafusion::common::{DataFusionError, Result, config_datafusion_err, config_
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{LogicalPlan, Statement};
 use datafusion::prelude::SessionContext;
+
+use crate::engine::RetryPolicy;
 
 /// `ConfigNonZeroUsize` from a literal default.
 fn non_zero(value: usize) -> ConfigNonZeroUsize {
@@ -123,8 +125,9 @@ namespace! {
         /// Rows per call for functions that take chunks of rows (per-row functions
         /// such as http_get always use 1).
         chunk_size: ConfigNonZeroUsize = non_zero(100),
-        /// What a failed row of a user function does: 'row' makes it NULL (or fills
-        /// its error field), 'fail' fails the query naming the function and row.
+        /// What a failed row does: 'row' makes it NULL or fills its error field,
+        /// 'fail' fails the query naming the function and row (http.on_error,
+        /// when set, overrides it for the HTTP functions).
         on_error: OnError = OnError::Row,
         /// Run async column functions in this crate's pipelined operator (calls keep
         /// flowing across batch boundaries, metrics in EXPLAIN ANALYZE); false keeps
@@ -136,16 +139,18 @@ namespace! {
         window_rows: usize = 0,
         /// Bytes a partition's window may hold: answers of finished calls and output
         /// not yet emitted, reserved in DataFusion's memory pool (admission stops at
-        /// this size or when the pool is full). In-flight answers come on top, at
-        /// most max_in_flight × http.max_body_bytes. Per-row functions' chunks are
+        /// this size or when the pool is full). A call in flight counts with the
+        /// mean answer so far until its own arrives. Per-row functions' chunks are
         /// cut to about window_bytes / 16 (fewer rows when answers are large).
         window_bytes: usize = 64 * 1024 * 1024,
         /// Let DataFusion spread a single-partition input of the async operator over
         /// target_partitions (round-robin, large inputs only), so CPU work on the
         /// results runs on every core. Row order then follows no input order.
         fan_out: bool = false,
-        /// Retries of a user function call that failed with a transient
-        /// `CallError` (other errors are never retried).
+        /// Retries of a call that failed transiently: a user function's transient
+        /// `CallError`, an HTTP function's 429, 5xx or broken connection (other
+        /// errors are never retried). http.max_retries, retry_initial_ms and
+        /// retry_max_ms, when set, override these three for the HTTP functions.
         max_retries: u32 = 3,
         /// Upper bound of the first backoff delay in ms (full jitter, doubling).
         retry_initial_ms: u64 = 100,
@@ -164,12 +169,33 @@ impl AsyncUdfConfig {
     }
 
     /// The retry policy of user functions.
-    pub fn retry_policy(&self) -> crate::engine::RetryPolicy {
-        crate::engine::RetryPolicy::new()
-            .with_max_retries(self.max_retries)
-            .with_initial(std::time::Duration::from_millis(self.retry_initial_ms))
-            .with_max(std::time::Duration::from_millis(self.retry_max_ms))
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        retry_policy(self.max_retries, self.retry_initial_ms, self.retry_max_ms)
     }
+}
+
+impl HttpConfig {
+    /// The retry policy of HTTP requests: the `http.` keys that are set, the
+    /// `async_udf.` ones for the others.
+    pub(crate) fn retry_policy(&self, engine: &AsyncUdfConfig) -> RetryPolicy {
+        retry_policy(
+            self.max_retries.unwrap_or(engine.max_retries),
+            self.retry_initial_ms.unwrap_or(engine.retry_initial_ms),
+            self.retry_max_ms.unwrap_or(engine.retry_max_ms),
+        )
+    }
+
+    /// What a failed HTTP row does: `http.on_error` if set, else `async_udf.on_error`.
+    pub(crate) fn row_errors(&self, engine: &AsyncUdfConfig) -> OnError {
+        self.on_error.unwrap_or(engine.on_error)
+    }
+}
+
+fn retry_policy(max_retries: u32, initial_ms: u64, max_ms: u64) -> RetryPolicy {
+    RetryPolicy::new()
+        .with_max_retries(max_retries)
+        .with_initial(Duration::from_millis(initial_ms))
+        .with_max(Duration::from_millis(max_ms))
 }
 
 namespace! {
@@ -179,18 +205,22 @@ namespace! {
         /// read (0 = no limit).
         timeout_ms: u64 = 30_000,
         /// What a failed row does: 'row' puts the error into the row's result,
-        /// 'fail' fails the query with an error naming the row and URL.
-        on_error: OnError = OnError::Row,
+        /// 'fail' fails the query with an error naming the row and URL. Unset:
+        /// async_udf.on_error.
+        on_error: Option<OnError> = None,
         /// Largest response body read, in bytes; a longer body is cut off and the
         /// row gets an error.
         max_body_bytes: u64 = 10 * 1024 * 1024,
         /// Retries of a transient failure (429, 502, 503, 504, connect error,
-        /// timeout, broken connection); other 4xx are never retried.
-        max_retries: u32 = 3,
+        /// timeout, broken connection); other 4xx are never retried. Unset:
+        /// async_udf.max_retries.
+        max_retries: Option<u32> = None,
         /// Upper bound of the first backoff delay in ms (full jitter, doubling).
-        retry_initial_ms: u64 = 100,
-        /// Cap of every backoff delay in ms, Retry-After included.
-        retry_max_ms: u64 = 30_000,
+        /// Unset: async_udf.retry_initial_ms.
+        retry_initial_ms: Option<u64> = None,
+        /// Cap of every backoff delay in ms, Retry-After included. Unset:
+        /// async_udf.retry_max_ms.
+        retry_max_ms: Option<u64> = None,
         /// Retry http_post too. Off by default: a POST that timed out may have
         /// been applied, and sending it again may apply it twice.
         retry_post: bool = false,

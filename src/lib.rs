@@ -4,16 +4,20 @@
 //! service once per row with many calls in flight, keep the row order, and land or
 //! discard the answers.
 //!
-//! * `http_get(url [, headers])`, `http_post(url, body [, headers])` — see [`http`].
-//! * A [pipelined operator](operator) in place of DataFusion's `AsyncFuncExec`:
-//!   calls keep flowing across batch boundaries; metrics in `EXPLAIN ANALYZE`.
-//! * The [engine](engine) behind them: chunked calls, one in-flight budget per
-//!   session shared by all partitions and queries, results in input order.
-//! * A [noop sink](noop): `COPY … STORED AS NOOP`, `STORED AS NOOP` tables for
-//!   `INSERT INTO`, and [`DataFrameNoopExt::write_noop`].
-//! * Settings in the `async_udf.` and `http.` namespaces — see [`config`].
-//! * A bundled mock API for tests and demos (no network needed; feature `mock`).
-//! * `dfasync`, datafusion-cli with all of this registered (feature `cli`).
+//! * SQL: `http_get(url [, headers])`, `http_post(url, body [, headers])`, the
+//!   `map_in_batches(handler, (subquery), args…)` table function, `secret(name)`,
+//!   `COPY … STORED AS NOOP` and `STORED AS NOOP` tables; the JSON functions of
+//!   `datafusion-functions-json`; the README documents each.
+//! * Rust: typed async functions ([`AsyncFn`]), `map_in_batches` handlers
+//!   ([`BatchHandler`], [`FnHandler`], [`register_handler`]), the DataFrame
+//!   extensions [`DataFrameMapExt`] and [`DataFrameNoopExt`], and [`expr_fn`].
+//! * Every call written in a query runs at most once per row; calls flow across
+//!   batch boundaries in a pipelined operator, within one in-flight budget per
+//!   session (`async_udf.max_in_flight`), rows in input order, memory bounded in
+//!   bytes through DataFusion's memory pool.
+//! * Settings in the `async_udf.` and `http.` namespaces: [`config`].
+//! * Feature `mock`: a mock API for tests and demos (`mock`); feature `cli`: the
+//!   `dfasync` binary.
 //!
 //! One call registers everything on a `SessionContext`:
 //!
@@ -34,19 +38,22 @@
 //!
 //! [Apache DataFusion]: https://datafusion.apache.org
 
-pub mod batches;
+mod batches;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
-pub mod engine;
-pub mod http;
+mod documented;
+mod engine;
+pub mod expr_fn;
+mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
-pub mod noop;
-pub mod operator;
+mod noop;
+mod operator;
 mod runtime;
-pub mod secret;
-pub mod udf;
+mod secret;
+mod transport;
+mod udf;
 
 use std::sync::Arc;
 
@@ -55,7 +62,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
-pub use batches::{BatchHandler, DataFrameMapExt, register_handler};
+pub use batches::{BatchHandler, DataFrameMapExt, FnHandler, HandlerArgs, register_handler};
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
 pub use noop::DataFrameNoopExt;
 pub use runtime::AsyncRuntime;
@@ -75,7 +82,9 @@ fn with_rules(state: &SessionState, runtime: Arc<AsyncRuntime>) -> SessionState 
         .map_or(physical.len(), |i| i + 1);
     physical.insert(at, Arc::new(operator::KeepOrderRule));
     let mut analyzers = state.analyzer().rules.clone();
-    analyzers.push(Arc::new(operator::lift::LiftAsyncCalls));
+    analyzers.push(Arc::new(operator::lift::LiftAsyncCalls::new(Arc::clone(
+        &runtime,
+    ))));
     SessionStateBuilder::new_from_existing(state.clone())
         .with_analyzer_rules(analyzers)
         .with_query_planner(Arc::new(operator::planner::AsyncQueryPlanner::new(runtime)))
@@ -88,16 +97,17 @@ fn with_rules(state: &SessionState, runtime: Arc<AsyncRuntime>) -> SessionState 
 /// (`json_get_str`, `->>`, …), the `NOOP` file format (for `COPY`) and the `NOOP`
 /// table factory (for `CREATE EXTERNAL TABLE … STORED AS NOOP`), the `map_in_batches`
 /// table function with its built-in handler `post_json`, and `secret(name)` (see
-/// [`secret`]).
+/// the README).
 ///
-/// Returns the session's [`AsyncRuntime`] (its in-flight budget and HTTP client).
+/// Returns the session's [`AsyncRuntime`] (where its secrets are set).
 /// Calling it again on the same context keeps the runtime and the settings.
 pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
-    let (runtime, registered) = {
+    let (runtime, handlers, registered) = {
         let state_ref = ctx.state_ref();
         let mut state = state_ref.write();
         let session_config = state.config_mut();
         config::install(session_config.options_mut());
+        let handlers = batches::Handlers::install(session_config);
         let existing = session_config.get_extension::<AsyncRuntime>();
         let registered = existing.is_some();
         let runtime = existing.unwrap_or_else(|| {
@@ -113,23 +123,24 @@ pub fn register_all(ctx: &SessionContext) -> Result<Arc<AsyncRuntime>> {
         if !registered {
             *state = with_rules(&state, Arc::clone(&runtime));
         }
-        (runtime, registered)
+        (runtime, handlers, registered)
     };
     for kind in [http::Kind::Get, http::Kind::Post] {
         let udf = http::HttpFunc::udf(kind, Arc::clone(&runtime));
         runtime.adopt(&udf, false);
-        ctx.register_udf(udf);
+        ctx.register_udf(documented::documented(udf, http::documentation(kind)));
     }
     if !registered {
         ctx.register_relation_planner(Arc::new(batches::MapInBatchesPlanner::new(
             Arc::clone(&runtime),
+            Arc::clone(&handlers),
             ctx.state_weak_ref(),
         )))?;
     }
     ctx.register_udf(secret::SecretFunc::udf(Arc::clone(runtime.secrets())));
-    runtime.handlers().insert(
+    handlers.insert(
         "post_json",
-        Arc::new(batches::PostJson::new(Arc::clone(runtime.http()))),
+        Arc::new(batches::PostJson::new(Arc::clone(&runtime))),
     );
     Ok(runtime)
 }

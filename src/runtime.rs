@@ -1,22 +1,21 @@
 //! What one `SessionContext` shares between the functions registered on it.
 
-use crate::batches::Handlers;
 use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 
-use crate::engine::Budget;
-use crate::http::HttpClient;
+use crate::engine::{Budget, RateLimits};
 use crate::secret::Secrets;
+use crate::transport::HttpClient;
 
-/// Per-session shared state: the in-flight [`Budget`], the HTTP client (one
-/// connection pool) and the `map_in_batches` handlers. Created by [`crate::register_all`] and stored in the
-/// session config, so functions registered later find the same one with
-/// [`AsyncRuntime::of`].
+/// What one session shares between its async functions: the in-flight budget,
+/// the HTTP clients (connection pools), the per-host rate limits and the
+/// secrets. Created by [`crate::register_all`] and stored in the session
+/// config; [`AsyncRuntime::of`] finds it.
 pub struct AsyncRuntime {
     budget: Budget,
-    http: Arc<HttpClient>,
-    handlers: Handlers,
+    http: HttpClient,
+    rate: RateLimits,
     secrets: Arc<Secrets>,
     /// The column functions bound to this runtime (run by its pipelined operator),
     /// and whether each is called per chunk of rows.
@@ -25,27 +24,33 @@ pub struct AsyncRuntime {
 
 impl AsyncRuntime {
     /// A runtime with its own budget and connection pool.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             budget: Budget::default(),
-            http: Arc::new(HttpClient::new()),
-            handlers: Handlers::default(),
+            http: HttpClient::new(),
+            rate: RateLimits::default(),
             secrets: Arc::default(),
             functions: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
     /// The in-flight budget shared by all async functions of the session.
-    pub fn budget(&self) -> &Budget {
+    pub(crate) fn budget(&self) -> &Budget {
         &self.budget
     }
 
-    /// The shared HTTP client (connection pool, per-host rate limits).
-    pub fn http(&self) -> &Arc<HttpClient> {
+    /// The session's HTTP clients (connection pools).
+    pub(crate) fn http(&self) -> &HttpClient {
         &self.http
     }
 
-    /// The values `secret('NAME')` returns (see [`crate::secret`]).
+    /// The per-host rate limits shared by every query of the session.
+    pub(crate) fn rate(&self) -> &RateLimits {
+        &self.rate
+    }
+
+    /// The secrets `secret('NAME')` refers to: set them here, each scoped to
+    /// the hosts it may be sent to.
     pub fn secrets(&self) -> &Arc<Secrets> {
         &self.secrets
     }
@@ -64,26 +69,39 @@ impl AsyncRuntime {
         self.functions.lock().iter().any(|(f, _)| f == udf)
     }
 
+    /// What a call of `udf` must call instead, if anything: the async function
+    /// inside a [documented](crate::documented) one, and this runtime's function
+    /// of the same name for an async function that is not this runtime's (built
+    /// by [`crate::expr_fn`], or bound to another session), so the call runs on
+    /// this session's budget and client.
+    pub(crate) fn rebound(&self, udf: &ScalarUDF) -> Option<ScalarUDF> {
+        let unwrapped = crate::documented::inner(udf);
+        let udf = unwrapped.unwrap_or(udf);
+        udf.as_async()?;
+        let functions = self.functions.lock();
+        if functions.iter().any(|(f, _)| f == udf) {
+            return unwrapped.cloned();
+        }
+        functions
+            .iter()
+            .find(|(f, _)| f.name() == udf.name())
+            .map(|(f, _)| f.clone())
+    }
+
     /// Whether `udf` is one of this runtime's per-chunk functions.
     pub(crate) fn per_chunk(&self, udf: &ScalarUDF) -> bool {
         self.functions.lock().iter().any(|(f, c)| *c && f == udf)
     }
 
-    /// The `map_in_batches` handlers registered on the session.
-    pub fn handlers(&self) -> &Handlers {
-        &self.handlers
-    }
-
-    /// The runtime of `ctx`, or a plan error if [`crate::register_all`] was not called.
-    pub fn require(
-        ctx: &datafusion::prelude::SessionContext,
-    ) -> datafusion::common::Result<Arc<Self>> {
+    /// The runtime [`crate::register_all`] stored in `ctx`, or a plan error
+    /// saying to call it.
+    pub fn of(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<Arc<Self>> {
         Self::from_config(ctx.state_ref().read().config())
     }
 
-    /// The runtime stored in a session's config by [`crate::register_all`], or a
-    /// plan error saying to call it.
-    pub fn from_config(
+    /// The runtime stored in a session's config (the one lookup [`Self::of`]
+    /// uses too).
+    pub(crate) fn from_config(
         config: &datafusion::execution::context::SessionConfig,
     ) -> datafusion::common::Result<Arc<Self>> {
         config.get_extension::<Self>().ok_or_else(|| {
@@ -91,11 +109,6 @@ impl AsyncRuntime {
                 "call datafusion_async_udf::register_all(&ctx) before using async functions or map_in_batches"
             )
         })
-    }
-
-    /// The runtime registered on `ctx` by [`crate::register_all`], if any.
-    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<Self>> {
-        Self::from_config(ctx.state_ref().read().config()).ok()
     }
 }
 
@@ -105,11 +118,5 @@ impl std::fmt::Debug for AsyncRuntime {
         f.debug_struct("AsyncRuntime")
             .field("max_in_flight", &self.budget.limit())
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for AsyncRuntime {
-    fn default() -> Self {
-        Self::new()
     }
 }

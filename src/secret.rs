@@ -34,12 +34,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use parking_lot::RwLock;
 
-use crate::http::AllowedHosts;
+use crate::transport::AllowedHosts;
 
 /// A secret's value and the hosts it may be sent to.
 struct Secret {
@@ -166,13 +166,26 @@ impl Secrets {
 pub struct SecretFunc {
     secrets: Arc<Secrets>,
     signature: Signature,
+    doc: Documentation,
 }
 
 impl SecretFunc {
     pub fn udf(secrets: Arc<Secrets>) -> ScalarUDF {
+        let doc = Documentation::builder(
+            crate::documented::SECTION,
+            "A reference to the secret NAME, resolved only when a request is sent, only \
+             into a header value, and only for the hosts the secret is scoped to; \
+             selecting it or putting it into a URL or body gives '***' or an error, \
+             never the value",
+            "secret(name)",
+        )
+        .with_sql_example("SELECT http_get(url, MAP {'x-api-key': secret('CAT_API_KEY')}) FROM t")
+        .with_argument("name", "VARCHAR literal: the secret's name")
+        .build();
         ScalarUDF::new_from_impl(Self {
             secrets,
             signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+            doc,
         })
     }
 }
@@ -216,6 +229,10 @@ impl ScalarUDFImpl for SecretFunc {
         let name = literal_name(args.scalar_arguments.first().copied().flatten())?;
         self.secrets.require(name)?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, false)))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.doc)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::*;
-use datafusion_async_udf::batches::{ChunkContext, FnHandler};
 use datafusion_async_udf::{AsyncFn, CallError, register_handler};
+use datafusion_async_udf::{ChunkContext, FnHandler};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::*;
-use datafusion_async_udf::batches::{ChunkContext, FnHandler};
+use datafusion_async_udf::{ChunkContext, FnHandler};
 use datafusion_async_udf::{DataFrameMapExt, register_handler};
 use futures::StreamExt;
 

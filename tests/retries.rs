@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use datafusion_async_udf::AsyncFn;
-use datafusion_async_udf::udf::CallError;
+use datafusion_async_udf::CallError;
 
 use common::{context, run};
 

@@ -400,3 +400,55 @@ async fn register_needs_register_all() {
         .unwrap_err();
     assert!(err.to_string().contains("register_all"), "{err}");
 }
+
+/// A typed function is listed with the description its author gave (or its
+/// types), and still runs once per row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_functions_are_documented() {
+    let ctx = context();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    AsyncFn::per_row("triple", move |x: i64| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, String>(x * 3) }
+    })
+    .unwrap()
+    .with_description("Multiplies by three, slowly")
+    .register(&ctx)
+    .unwrap();
+    AsyncFn::per_chunk("plain", |rows: Vec<i64>, _cx: ChunkContext| async move {
+        Ok::<_, String>(rows)
+    })
+    .unwrap()
+    .register(&ctx)
+    .unwrap();
+    let out = table(
+        &ctx,
+        "SELECT routine_name, description, syntax_example FROM information_schema.routines \
+         WHERE routine_name IN ('triple', 'plain') ORDER BY routine_name",
+    )
+    .await;
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {name} ")))
+            .unwrap_or_else(|| panic!("{name} is listed: {out}"))
+            .to_string()
+    };
+    let plain = row("plain");
+    assert!(
+        plain.contains("Typed async function: Int64 -> Int64"),
+        "{plain}"
+    );
+    assert!(plain.contains("plain(arg)"), "{plain}");
+    assert!(
+        row("triple").contains("Multiplies by three, slowly"),
+        "{out}"
+    );
+    let sum = table(
+        &ctx,
+        "SELECT sum(triple(value)) AS s FROM generate_series(1, 10)",
+    )
+    .await;
+    assert!(sum.contains("| 165 |"), "{sum}");
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+}

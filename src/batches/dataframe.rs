@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::prelude::DataFrame;
 
-use super::relation;
+use super::{Handlers, relation};
 use crate::runtime::AsyncRuntime;
 
 /// Adds [`map_in_batches`](DataFrameMapExt::map_in_batches) to [`DataFrame`].
@@ -19,7 +19,8 @@ impl DataFrameMapExt for DataFrame {
     fn map_in_batches(self, handler: &str, args: Vec<ScalarValue>) -> Result<DataFrame> {
         let (state, plan) = self.into_parts();
         let runtime = AsyncRuntime::from_config(state.config())?;
-        let plan = relation(plan, handler, args, runtime)?;
+        let handlers = Handlers::of(state.config())?;
+        let plan = relation(plan, handler, args, &handlers, runtime)?;
         Ok(DataFrame::new(state, plan))
     }
 }

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::config::ConfigOptions;
+use datafusion::execution::context::SessionConfig;
+use parking_lot::RwLock;
 
 use crate::engine::ChunkContext;
 
@@ -85,21 +87,39 @@ where
     }
 }
 
-/// The handlers of one session, by name.
+/// The handlers of one session, by name, kept in its config (like the
+/// session's [`AsyncRuntime`](crate::AsyncRuntime)).
 #[derive(Debug, Default)]
 pub struct Handlers(RwLock<BTreeMap<String, Arc<dyn BatchHandler>>>);
 
 impl Handlers {
+    /// The handlers of the session with `config`, installed there if missing.
+    pub fn install(config: &mut SessionConfig) -> Arc<Self> {
+        if let Some(handlers) = config.get_extension::<Self>() {
+            return handlers;
+        }
+        let handlers = Arc::new(Self::default());
+        config.set_extension(Arc::clone(&handlers));
+        handlers
+    }
+
+    /// The handlers of the session with `config`, or a plan error saying to
+    /// call `register_all`.
+    pub fn of(config: &SessionConfig) -> Result<Arc<Self>> {
+        config.get_extension::<Self>().ok_or_else(|| {
+            plan_datafusion_err!(
+                "call datafusion_async_udf::register_all(&ctx) before using map_in_batches"
+            )
+        })
+    }
+
     pub fn insert(&self, name: &str, handler: Arc<dyn BatchHandler>) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), handler);
+        self.0.write().insert(name.to_string(), handler);
     }
 
     /// The handler called `name`, or a plan error listing the registered ones.
     pub fn get(&self, name: &str) -> Result<Arc<dyn BatchHandler>> {
-        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.0.read();
         match map.get(name) {
             Some(h) => Ok(Arc::clone(h)),
             None => {

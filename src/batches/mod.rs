@@ -2,7 +2,7 @@
 //! like Spark's `mapInPandas`/`mapInArrow`, but streaming and concurrent.
 //!
 //! A [`BatchHandler`] is registered by name ([`register_handler`]); it gets chunks
-//! (`RecordBatch`es of up to `async_udf.chunk_size` rows) with a [`ChunkContext`]
+//! (`RecordBatch`es of up to `async_udf.chunk_size` rows) with a [`ChunkContext`](crate::ChunkContext)
 //! (`partition_index`, `chunk_index`, row range) and returns zero or more batches
 //! of the output schema it declared.
 //!
@@ -37,13 +37,12 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 
 pub use dataframe::DataFrameMapExt;
-pub use exec::MapInBatchesExec;
-pub use handler::{BatchHandler, FnHandler, HandlerArgs, Handlers};
-pub use planner::MapInBatchesPlanner;
-pub use post_json::PostJson;
-pub use table::MapInBatchesTable;
+pub(crate) use handler::Handlers;
+pub use handler::{BatchHandler, FnHandler, HandlerArgs};
+pub(crate) use planner::MapInBatchesPlanner;
+pub(crate) use post_json::PostJson;
+use table::MapInBatchesTable;
 
-pub use crate::engine::ChunkContext;
 use crate::runtime::AsyncRuntime;
 
 /// Registers `handler` under `name` on `ctx` (after [`crate::register_all`]).
@@ -52,7 +51,7 @@ pub fn register_handler(
     name: &str,
     handler: Arc<dyn BatchHandler>,
 ) -> Result<()> {
-    AsyncRuntime::require(ctx)?.handlers().insert(name, handler);
+    Handlers::of(ctx.state_ref().read().config())?.insert(name, handler);
     Ok(())
 }
 
@@ -62,8 +61,9 @@ fn relation(
     input: LogicalPlan,
     name: &str,
     args: Vec<ScalarValue>,
+    handlers: &Handlers,
     runtime: Arc<AsyncRuntime>,
 ) -> Result<LogicalPlan> {
-    let table = MapInBatchesTable::try_new(input, name, args, runtime)?;
+    let table = MapInBatchesTable::try_new(input, name, handlers.get(name)?, args, runtime)?;
     LogicalPlanBuilder::scan("map_in_batches", provider_as_source(Arc::new(table)), None)?.build()
 }

@@ -14,20 +14,30 @@ use datafusion::logical_expr::planner::{
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, TableFactor};
 
+use super::Handlers;
 use crate::runtime::AsyncRuntime;
 
 /// Plans `map_in_batches(…)` in `FROM`.
 #[derive(Debug)]
 pub struct MapInBatchesPlanner {
     runtime: Arc<AsyncRuntime>,
+    handlers: Arc<Handlers>,
     /// The session, to find a table given by name (SQL planning only sees the
     /// tables named in `FROM` clauses, and a string argument is not one).
     state: Weak<RwLock<SessionState>>,
 }
 
 impl MapInBatchesPlanner {
-    pub fn new(runtime: Arc<AsyncRuntime>, state: Weak<RwLock<SessionState>>) -> Self {
-        Self { runtime, state }
+    pub fn new(
+        runtime: Arc<AsyncRuntime>,
+        handlers: Arc<Handlers>,
+        state: Weak<RwLock<SessionState>>,
+    ) -> Self {
+        Self {
+            runtime,
+            handlers,
+            state,
+        }
     }
 
     /// The scan of the table called `name`.
@@ -140,8 +150,13 @@ impl RelationPlanner for MapInBatchesPlanner {
             .enumerate()
             .map(|(i, e)| literal(e, context, &format!("argument {}", i + 3)))
             .collect::<Result<Vec<_>>>()?;
-        let plan: LogicalPlan =
-            super::relation(input, &handler, values, Arc::clone(&self.runtime))?;
+        let plan: LogicalPlan = super::relation(
+            input,
+            &handler,
+            values,
+            &self.handlers,
+            Arc::clone(&self.runtime),
+        )?;
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
             alias.clone(),

@@ -24,19 +24,21 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 
 use super::handler::{BatchHandler, HandlerArgs};
-use crate::config::{self, HttpConfig};
+use crate::config::{self, AsyncUdfConfig, HttpConfig};
 use crate::engine::ChunkContext;
-use crate::http::{HttpClient, Request, Settings, parse_url};
+use crate::http::{Policy, Session, send};
+use crate::runtime::AsyncRuntime;
+use crate::transport::{Request, parse_url};
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct PostJson {
-    client: Arc<HttpClient>,
+    runtime: Arc<AsyncRuntime>,
 }
 
 impl PostJson {
-    pub fn new(client: Arc<HttpClient>) -> Self {
-        Self { client }
+    pub fn new(runtime: Arc<AsyncRuntime>) -> Self {
+        Self { runtime }
     }
 }
 
@@ -96,6 +98,7 @@ impl BatchHandler for PostJson {
     ) -> Result<Vec<RecordBatch>> {
         let url = url_arg(&args.values).map_err(|e| exec_datafusion_err!("post_json: {e}"))?;
         let http: HttpConfig = config::get(&args.config);
+        let engine: AsyncUdfConfig = config::get(&args.config);
         let mut writer = ArrayWriter::new(Vec::new());
         writer.write(&chunk)?;
         writer.finish()?;
@@ -114,7 +117,11 @@ impl BatchHandler for PostJson {
             }),
             secret_headers: Vec::new(),
         };
-        let outcome = self.client.send(request, &Settings::from(&http)).await;
+        let session = Session {
+            http: self.runtime.http(),
+            rate: self.runtime.rate(),
+        };
+        let outcome = send(session, request, &Policy::new(&http, &engine)).await;
         let rows = chunk.num_rows();
         let (responses, error): (Vec<Option<String>>, Option<String>) =
             match (&outcome.error, &outcome.body) {

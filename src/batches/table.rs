@@ -32,10 +32,10 @@ impl MapInBatchesTable {
     pub(crate) fn try_new(
         input: LogicalPlan,
         name: &str,
+        handler: Arc<dyn BatchHandler>,
         args: Vec<ScalarValue>,
         runtime: Arc<AsyncRuntime>,
     ) -> Result<Self> {
-        let handler = runtime.handlers().get(name)?;
         let input_schema = Arc::clone(input.schema().inner());
         let schema = handler.output_schema(&input_schema, &args)?;
         Ok(Self {

@@ -3,7 +3,7 @@
 //! ([`progress`]), plus `dfasync mock-api`.
 
 mod args;
-pub mod progress;
+mod progress;
 
 use std::env;
 use std::process::ExitCode;
@@ -35,7 +35,7 @@ use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_options::PrintOptions;
 use std::num::NonZeroUsize;
 
-pub use args::{Args, Sub};
+use args::{Args, Sub};
 
 use crate::mock::{Faults, MockApi, MockConfig};
 
@@ -111,6 +111,7 @@ async fn run(args: Args) -> Result<()> {
     );
     let ctx = session(&args, Arc::clone(&registry)).await?;
     let progress = crate::AsyncRuntime::of(&ctx)
+        .ok()
         .filter(|_| progress::wanted(args.quiet))
         .map(|rt| progress::spawn(Arc::clone(rt.budget().stats())));
     let result = queries(&Shell(ctx), args, registry).await;

@@ -1,7 +1,9 @@
 //! The in-flight budget shared by every partition and query of a session.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::Semaphore;
 
@@ -36,7 +38,7 @@ impl Budget {
     /// caller asking for the same limit).
     pub fn semaphore(&self, limit: usize) -> Arc<Semaphore> {
         let limit = limit.max(1);
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.current.lock();
         current.0 = limit;
         // forget the semaphores no caller holds any more
         current.1.retain(|_, s| Arc::strong_count(s) > 1);
@@ -56,7 +58,7 @@ impl Budget {
 
     /// The limit asked for last.
     pub fn limit(&self) -> usize {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.current.lock().0
     }
 }
 
@@ -85,6 +87,6 @@ mod tests {
         // unused ones are forgotten
         drop(a);
         let _ = budget.semaphore(9);
-        assert_eq!(budget.current.lock().unwrap().1.len(), 1);
+        assert_eq!(budget.current.lock().1.len(), 1);
     }
 }

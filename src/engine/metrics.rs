@@ -30,7 +30,7 @@ pub struct CallStats {
     pub done: Count,
     /// Attempts beyond the first.
     pub retries: Count,
-    /// Answers that said "too many requests" (HTTP 429).
+    /// Answers that asked the caller to slow down (for HTTP: status 429).
     pub throttled: Count,
     /// Rows or calls that ended in an error.
     pub errors: Count,
@@ -79,8 +79,10 @@ impl CallStats {
         }
     }
 
-    /// Stats whose figures are shown as metrics of a plan node (`EXPLAIN ANALYZE`).
-    pub fn registered(metrics: &ExecutionPlanMetricsSet) -> Arc<Self> {
+    /// Stats whose figures are shown as metrics of a plan node (`EXPLAIN ANALYZE`),
+    /// the count of answers that asked to slow down under the name `throttled`
+    /// (the client's word for them).
+    pub fn registered(metrics: &ExecutionPlanMetricsSet, throttled: &'static str) -> Arc<Self> {
         let stats = Arc::new(Self::new());
         let count = |name: &'static str, count: &Count| {
             MetricBuilder::new(metrics).build(MetricValue::Count {
@@ -90,7 +92,7 @@ impl CallStats {
         };
         count("calls", &stats.calls);
         count("retries", &stats.retries);
-        count("http_429", &stats.throttled);
+        count(throttled, &stats.throttled);
         count("errors", &stats.errors);
         MetricBuilder::new(metrics).build(MetricValue::Time {
             name: "rate_limit_wait".into(),

@@ -19,7 +19,7 @@
 //!   session, and pauses per key.
 //! * **Pipelining** ([`pipeline`]): chunks of a partition's batches admitted as the
 //!   window frees, across batch boundaries, output in input order.
-//! * **Metrics** ([`metrics`]): calls, retries, 429s, errors by kind, calls in
+//! * **Metrics** ([`metrics`]): calls, retries, throttled answers, errors by kind, calls in
 //!   flight (peak, mean), latency percentiles, rate-limiter wait.
 //! * **Cancellation.** Nothing is spawned: dropping the returned future (a
 //!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
@@ -42,6 +42,6 @@ pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};
 pub use metrics::{CallStats, within};
 pub use ordered::map_ordered;
-pub use pipeline::{Accounts, ChunkCall, Counted, Window, pipeline};
+pub use pipeline::{Accounts, Counted, Window, pipeline};
 pub use rate::RateLimits;
-pub use retry::{Attempts, GaveUp, RetryPolicy, Verdict, retry};
+pub use retry::{GaveUp, RetryPolicy, Verdict, retry};

@@ -1,12 +1,13 @@
 //! A client-side rate limit per key (for HTTP: per target host), shared by every
-//! partition and query of a session, with pauses (after HTTP 429 `Retry-After`).
+//! partition and query of a session, with pauses (a service that asked to wait).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
 
 /// Requests-per-second limits per key, one keyed limiter per rate in use (queries
 /// with different `http.requests_per_second` each keep their own), and pauses per
@@ -39,12 +40,7 @@ impl RateLimits {
     pub async fn acquire(&self, key: &str, per_second: f64) -> Duration {
         let start = Instant::now();
         loop {
-            let until = self
-                .paused
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(key)
-                .copied();
+            let until = self.paused.lock().get(key).copied();
             match until {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
                 _ => break,
@@ -60,7 +56,7 @@ impl RateLimits {
     pub fn pause(&self, key: &str, period: Duration) {
         let now = Instant::now();
         let until = now + period;
-        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paused = self.paused.lock();
         if paused.len() >= PRUNE_AT {
             paused.retain(|_, t| *t > now);
         }
@@ -74,7 +70,7 @@ impl RateLimits {
         }
         let quota = quota(per_second)?;
         let now = Instant::now();
-        let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut limiters = self.limiters.lock();
         // limiters of rates nobody used for a while go, and idle keys of the others
         limiters.retain(|_, (l, used)| Arc::strong_count(l) > 1 || now - *used < IDLE);
         for (l, _) in limiters.values() {
@@ -126,24 +122,14 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&a, &b));
         drop(b);
-        limits
-            .limiters
-            .lock()
-            .unwrap()
-            .get_mut(&7.0f64.to_bits())
-            .unwrap()
-            .1 -= IDLE;
+        limits.limiters.lock().get_mut(&7.0f64.to_bits()).unwrap().1 -= IDLE;
         let _ = limits.limiter(5.0);
-        assert_eq!(
-            limits.limiters.lock().unwrap().len(),
-            1,
-            "idle rate dropped"
-        );
+        assert_eq!(limits.limiters.lock().len(), 1, "idle rate dropped");
         for i in 0..3 * PRUNE_AT {
             limits.pause(&format!("h{i}"), Duration::ZERO);
         }
         assert!(
-            limits.paused.lock().unwrap().len() <= PRUNE_AT,
+            limits.paused.lock().len() <= PRUNE_AT,
             "expired pauses pruned"
         );
     }

@@ -9,8 +9,8 @@ use datafusion::logical_expr::ColumnarValue;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Kind;
-use super::request::{Request, parse_url};
 use crate::secret::{Secrets, first_marker};
+use crate::transport::{Request, parse_url};
 
 /// The parameter names, in order, for error messages.
 fn params(kind: Kind) -> &'static [&'static str] {

@@ -12,23 +12,23 @@ use datafusion::logical_expr::{
 };
 
 use super::args::{RowArgs, check};
-use super::policy::Settings;
-use super::request::{Outcome, redact};
-use super::{Kind, output};
+use super::{Kind, Policy, Session, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
 use crate::engine::{held, map_ordered, metrics, within};
 use crate::runtime::AsyncRuntime;
+use crate::transport::{ErrorKind, Outcome, redact};
 
-/// `http_get` or `http_post` bound to a session's [`AsyncRuntime`].
+/// `http_get` or `http_post`, bound to a session's [`AsyncRuntime`] (or not yet:
+/// built by [`crate::expr_fn`], bound when the query is planned).
 #[derive(Debug)]
-pub struct HttpFunc {
+pub(crate) struct HttpFunc {
     kind: Kind,
     signature: Signature,
-    runtime: Arc<AsyncRuntime>,
+    runtime: Option<Arc<AsyncRuntime>>,
 }
 
 impl HttpFunc {
-    pub fn new(kind: Kind, runtime: Arc<AsyncRuntime>) -> Self {
+    fn new(kind: Kind, runtime: Option<Arc<AsyncRuntime>>) -> Self {
         Self {
             kind,
             // argument types are checked in `return_type`, which names the argument
@@ -37,15 +37,24 @@ impl HttpFunc {
         }
     }
 
-    /// The function ready to register.
-    pub fn udf(kind: Kind, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
-        AsyncScalarUDF::new(Arc::new(Self::new(kind, runtime))).into_scalar_udf()
+    /// The function bound to `runtime`, ready to register.
+    pub(crate) fn udf(kind: Kind, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
+        AsyncScalarUDF::new(Arc::new(Self::new(kind, Some(runtime)))).into_scalar_udf()
+    }
+
+    /// The function bound to no session yet (see [`crate::expr_fn`]).
+    pub(crate) fn unbound(kind: Kind) -> ScalarUDF {
+        AsyncScalarUDF::new(Arc::new(Self::new(kind, None))).into_scalar_udf()
     }
 }
 
 impl PartialEq for HttpFunc {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && Arc::ptr_eq(&self.runtime, &other.runtime)
+        self.kind == other.kind
+            && match (&self.runtime, &other.runtime) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 
@@ -81,20 +90,29 @@ impl AsyncScalarUDFImpl for HttpFunc {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let engine: AsyncUdfConfig = config::get(&args.config_options);
         let http: HttpConfig = config::get(&args.config_options);
-        let settings = &Settings::from(&http);
+        let policy = &Policy::new(&http, &engine);
+        let Some(runtime) = &self.runtime else {
+            return exec_err!(
+                "{}: call datafusion_async_udf::register_all on the session that runs this query",
+                self.name()
+            );
+        };
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
-        let semaphore = self.runtime.budget().semaphore(engine.max_in_flight.get());
-        let client = self.runtime.http();
-        let secrets = self.runtime.secrets();
-        let on_error = http.on_error;
+        let semaphore = runtime.budget().semaphore(engine.max_in_flight.get());
+        let session = Session {
+            http: runtime.http(),
+            rate: runtime.rate(),
+        };
+        let secrets = runtime.secrets();
+        let on_error = http.row_errors(&engine);
         let rows_ref = &rows;
         let calls = map_ordered(semaphore, rows.called_rows(), |i| async move {
             let outcome = match rows_ref.request(i, secrets) {
-                Ok(request) => client.send(request, settings).await,
-                Err(reason) => Outcome::failed(reason),
+                Ok(request) => send(session, request, policy).await,
+                Err(reason) => Outcome::failed(ErrorKind::Invalid, reason),
             };
             if outcome.error.is_some() {
-                metrics::failed(outcome.error_kind());
+                metrics::failed(outcome.kind.label());
             }
             held::hold(outcome.body.as_ref().map_or(0, String::len));
             match (&outcome.error, on_error) {
@@ -106,7 +124,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
                 _ => Ok((i, outcome)),
             }
         });
-        let outcomes = within(Arc::clone(self.runtime.budget().stats()), calls).await?;
+        let outcomes = within(Arc::clone(runtime.budget().stats()), calls).await?;
 
         let mut column = vec![None; args.number_rows];
         for (i, outcome) in outcomes {

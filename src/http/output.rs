@@ -6,7 +6,7 @@ use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructAr
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 
-use super::request::Outcome;
+use crate::transport::Outcome;
 
 /// `STRUCT<status INT, body VARCHAR, error VARCHAR, attempts INT, elapsed_ms BIGINT>`.
 pub fn return_type() -> DataType {

@@ -5,8 +5,9 @@
 //! whatever order concurrency puts them in.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// Faults the mock injects; all rates are fractions of requests (0.0–1.0).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -74,7 +75,7 @@ fn unit(seed: u64, key: &str, attempt: u64) -> f64 {
 impl FaultState {
     pub(crate) fn decide(&self, faults: &Faults, key: &str) -> Fault {
         if faults.per_minute > 0 {
-            let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            let mut window = self.window.lock();
             let now = Instant::now();
             let start = *window.0.get_or_insert(now);
             let elapsed = now.duration_since(start);
@@ -90,7 +91,7 @@ impl FaultState {
             window.1 += 1;
         }
         let attempt = {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seen = self.seen.lock();
             let n = seen.entry(key.to_string()).or_insert(0);
             *n += 1;
             *n
@@ -117,21 +118,21 @@ impl FaultState {
 
     /// A 2xx answer for `key` went out.
     pub(crate) fn succeeded(&self, key: &str) {
-        let mut s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.successes.lock();
         s.0 += 1;
         s.1.insert(key.to_string());
     }
 
     /// (2xx answers, distinct keys answered 2xx).
     pub(crate) fn successes(&self) -> (u64, u64) {
-        let s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.successes.lock();
         (s.0, s.1.len() as u64)
     }
 
     pub(crate) fn reset(&self) {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        *self.window.lock().unwrap_or_else(|e| e.into_inner()) = (None, 0);
-        *self.successes.lock().unwrap_or_else(|e| e.into_inner()) = (0, HashSet::new());
+        self.seen.lock().clear();
+        *self.window.lock() = (None, 0);
+        *self.successes.lock() = (0, HashSet::new());
     }
 }
 

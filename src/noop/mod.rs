@@ -14,9 +14,9 @@ mod sink;
 mod table;
 
 pub use dataframe::DataFrameNoopExt;
-pub use format::{NoopFormat, NoopFormatFactory};
+pub use format::NoopFormatFactory;
 pub use sink::NoopSink;
-pub use table::{NoopTable, NoopTableFactory};
+pub use table::NoopTableFactory;
 
 /// The name used after `STORED AS`.
 pub const FORMAT_NAME: &str = "noop";

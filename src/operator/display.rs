@@ -10,7 +10,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
-use crate::http::SecretHeaders;
+use crate::transport::SecretHeaders;
 
 /// What plans hide: values of the secret header names (the transport's one
 /// list: built-in names and `http.secret_headers`) in literal maps.

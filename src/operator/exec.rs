@@ -54,7 +54,8 @@ impl AsyncPipelineExec {
         // the same output schema and properties as the node it replaces
         let stock = AsyncFuncExec::try_new(async_exprs.clone(), Arc::clone(&input))?;
         let metrics = ExecutionPlanMetricsSet::new();
-        let stats = CallStats::registered(&metrics);
+        // the HTTP functions' name for answers that asked to slow down
+        let stats = CallStats::registered(&metrics, "http_429");
         Ok(Self {
             input,
             async_exprs,
@@ -99,11 +100,6 @@ impl AsyncPipelineExec {
             }
             Ok(counted)
         })))
-    }
-
-    /// The figures of the calls made so far.
-    pub fn stats(&self) -> &Arc<CallStats> {
-        &self.stats
     }
 }
 

@@ -42,19 +42,34 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, Result, plan_err};
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::node::{AsyncCalls, PREFIX};
 use super::shared::{self, Shared};
+use crate::runtime::AsyncRuntime;
 
 /// The analyzer rule (see the module documentation).
-#[derive(Debug, Default)]
-pub(crate) struct LiftAsyncCalls;
+#[derive(Debug)]
+pub(crate) struct LiftAsyncCalls {
+    runtime: Arc<AsyncRuntime>,
+}
+
+impl LiftAsyncCalls {
+    pub(crate) fn new(runtime: Arc<AsyncRuntime>) -> Self {
+        Self { runtime }
+    }
+}
 
 impl AnalyzerRule for LiftAsyncCalls {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let plan = plan
+            .transform_up_with_subqueries(|node| {
+                node.map_expressions(|e| e.transform_up(|e| rebind(e, &self.runtime)))
+            })?
+            .data;
         let mut next = first_free_index(&plan)?;
         let plan = plan
             .transform_up_with_subqueries(|node| lift(node, &mut next))?
@@ -65,6 +80,22 @@ impl AnalyzerRule for LiftAsyncCalls {
     fn name(&self) -> &str {
         "lift_async_calls"
     }
+}
+
+/// A call of an async function that is not the session's own (an
+/// [`expr_fn`](crate::expr_fn) call) made a call of the session's function of
+/// that name.
+fn rebind(e: Expr, runtime: &AsyncRuntime) -> Result<Transformed<Expr>> {
+    let Expr::ScalarFunction(f) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    Ok(match runtime.rebound(&f.func) {
+        Some(udf) => Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(udf),
+            f.args.clone(),
+        ))),
+        None => Transformed::no(e),
+    })
 }
 
 /// Whether `e` calls an async function.

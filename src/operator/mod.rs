@@ -51,6 +51,4 @@ pub(crate) mod planner;
 mod rule;
 mod shared;
 
-pub use display::Redactor;
-pub use exec::AsyncPipelineExec;
 pub use rule::KeepOrderRule;

@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::logical_expr::async_udf::AsyncScalarUDF;
+use datafusion::logical_expr::{Documentation, ScalarUDF};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,11 +58,13 @@ pub use error::CallError;
 use func::TypedFunc;
 use kernel::{ChunkKernel, Kernel, RowKernel};
 
+use crate::documented;
 use crate::runtime::AsyncRuntime;
 
 /// A typed async function, ready to register.
 pub struct AsyncFn {
     name: String,
+    description: Option<String>,
     input: DataType,
     output: DataType,
     error_field: bool,
@@ -120,6 +122,7 @@ impl AsyncFn {
     fn new(name: String, input: DataType, output: DataType, kernel: Arc<dyn Kernel>) -> Self {
         Self {
             name,
+            description: None,
             input,
             output,
             error_field: false,
@@ -160,8 +163,38 @@ impl AsyncFn {
         TypedFunc::return_type(&self.output, self.error_field)
     }
 
-    /// The UDF on `runtime` (to register it yourself).
-    pub fn into_udf(self, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
+    /// What `information_schema.routines` and `SHOW FUNCTIONS` say the
+    /// function does (by default: its name and types).
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    fn documentation(&self) -> Documentation {
+        let description = self.description.clone().unwrap_or_else(|| {
+            format!(
+                "Typed async function: {} -> {}",
+                self.input,
+                self.return_type()
+            )
+        });
+        let per = if self.kernel.per_chunk() {
+            "called once per chunk of up to async_udf.chunk_size non-NULL rows"
+        } else {
+            "called once per non-NULL row"
+        };
+        Documentation::builder(
+            documented::SECTION,
+            description,
+            format!("{}(arg)", self.name),
+        )
+        .with_argument("arg", format!("{} ({per})", self.input))
+        .build()
+    }
+
+    /// The function bound to `runtime`, as the session's registry holds it.
+    fn into_udf(self, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
+        let doc = self.documentation();
         let runtime_ref = Arc::clone(&runtime);
         let per_chunk = self.kernel.per_chunk();
         let func = TypedFunc::new(
@@ -174,13 +207,13 @@ impl AsyncFn {
         );
         let udf = AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf();
         runtime_ref.adopt(&udf, per_chunk);
-        udf
+        documented::documented(udf, doc)
     }
 
     /// Registers the function on `ctx`, sharing the budget of everything
     /// [`crate::register_all`] registered there.
     pub fn register(self, ctx: &SessionContext) -> Result<()> {
-        let runtime = AsyncRuntime::require(ctx)?;
+        let runtime = AsyncRuntime::of(ctx)?;
         ctx.register_udf(self.into_udf(runtime));
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The `http.*` settings of one query, and the rules built on them: which hosts may
-//! be called, which failures are retried, how long to wait.
+//! What one request may do, and the rules of HTTP itself the retries follow:
+//! which hosts may be called, which answers are worth another attempt, how long
+//! a service asked us to wait.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,18 +8,14 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
 use super::SecretHeaders;
-use crate::config::HttpConfig;
-use crate::engine::RetryPolicy;
 
-/// Everything a request needs from the settings, read once per invocation.
+/// Everything one attempt needs from the settings (`http.*`, read once per
+/// invocation by the functions).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Per attempt, connect to last body byte; `None` = no limit.
     pub timeout: Option<Duration>,
     pub max_body_bytes: u64,
-    pub retry: RetryPolicy,
-    pub retry_post: bool,
-    pub requests_per_second: f64,
     pub allowed_hosts: AllowedHosts,
     pub max_redirects: u32,
     /// TCP + TLS set-up; `None` = no limit.
@@ -27,42 +24,12 @@ pub struct Settings {
     pub secret_headers: SecretHeaders,
 }
 
-fn millis(ms: u64) -> Option<Duration> {
-    (ms > 0).then(|| Duration::from_millis(ms))
-}
-
-impl From<&HttpConfig> for Settings {
-    fn from(c: &HttpConfig) -> Self {
-        Self {
-            timeout: millis(c.timeout_ms),
-            max_body_bytes: c.max_body_bytes,
-            retry: RetryPolicy::new()
-                .with_max_retries(c.max_retries)
-                .with_initial(Duration::from_millis(c.retry_initial_ms))
-                .with_max(Duration::from_millis(c.retry_max_ms))
-                .with_deadline(millis(c.total_timeout_ms)),
-            retry_post: c.retry_post,
-            requests_per_second: c.requests_per_second,
-            allowed_hosts: AllowedHosts::parse(&c.allowed_hosts),
-            max_redirects: c.max_redirects,
-            connect_timeout: millis(c.connect_timeout_ms),
-            secret_headers: SecretHeaders::new(&c.secret_headers),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self::from(&HttpConfig::default())
-    }
-}
-
 /// `http.allowed_hosts`: exact hosts, `*.domain` for its subdomains, `*` for all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowedHosts(Vec<String>);
+pub(crate) struct AllowedHosts(Vec<String>);
 
 impl AllowedHosts {
-    pub fn parse(list: &str) -> Self {
+    pub(crate) fn parse(list: &str) -> Self {
         Self(
             list.split(',')
                 .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
@@ -71,7 +38,7 @@ impl AllowedHosts {
         )
     }
 
-    pub fn allows(&self, host: &str) -> bool {
+    pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.0.is_empty()
             || self.0.iter().any(|p| {
@@ -87,17 +54,17 @@ impl AllowedHosts {
 }
 
 /// Whether a response status is worth another attempt.
-pub fn transient_status(status: StatusCode) -> bool {
+pub(crate) fn transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
 /// Whether a failed `method` request may be sent again.
-pub fn may_retry(method: &Method, retry_post: bool) -> bool {
+pub(crate) fn may_retry(method: &Method, retry_post: bool) -> bool {
     *method != Method::POST || retry_post
 }
 
 /// `Retry-After` as delta-seconds or an HTTP-date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -8,7 +8,7 @@ use reqwest::header::LOCATION;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::policy::{Settings, retry_after, transient_status};
-use super::request::{Outcome, Request};
+use super::request::{ErrorKind, Outcome, Request};
 
 /// The outcome of one attempt and whether another one may help.
 #[derive(Debug)]
@@ -19,9 +19,9 @@ pub(crate) struct Tried {
 }
 
 impl Tried {
-    fn failed(error: impl Into<String>, transient: bool) -> Self {
+    fn failed(kind: ErrorKind, error: impl Into<String>, transient: bool) -> Self {
         Self {
-            outcome: Outcome::failed(error),
+            outcome: Outcome::failed(kind, error),
             transient,
             retry_after: None,
         }
@@ -50,7 +50,11 @@ pub(crate) async fn attempt(
         None => run.await,
         Some(limit) => match tokio::time::timeout(limit, run).await {
             Ok(tried) => tried,
-            Err(_) => Tried::failed(format!("timed out after {} ms", limit.as_millis()), true),
+            Err(_) => Tried::failed(
+                ErrorKind::Timeout,
+                format!("timed out after {} ms", limit.as_millis()),
+                true,
+            ),
         },
     }
 }
@@ -63,7 +67,11 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
     for _ in 0..=settings.max_redirects {
         let host = url.host_str().unwrap_or_default();
         if !settings.allowed_hosts.allows(host) {
-            return Tried::failed(format!("host '{host}' is not in http.allowed_hosts"), false);
+            return Tried::failed(
+                ErrorKind::Other,
+                format!("host '{host}' is not in http.allowed_hosts"),
+                false,
+            );
         }
         let mut builder = client
             .request(method.clone(), url.clone())
@@ -74,9 +82,9 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
-                let error = describe(&e);
+                let (kind, error) = describe(&e);
                 let transient = !e.is_builder() && !permanent(&error);
-                return Tried::failed(error, transient);
+                return Tried::failed(kind, error, transient);
             }
         };
         let status = response.status();
@@ -87,7 +95,11 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
         let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
             Some(next) if matches!(next.scheme(), "http" | "https") => next,
             _ => {
-                return Tried::failed(format!("redirect to an invalid location ({status})"), false);
+                return Tried::failed(
+                    ErrorKind::Other,
+                    format!("redirect to an invalid location ({status})"),
+                    false,
+                );
             }
         };
         if origin(&next) != origin(&url) {
@@ -107,6 +119,7 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
         url = next;
     }
     Tried::failed(
+        ErrorKind::Other,
         format!(
             "too many redirects (more than http.max_redirects = {})",
             settings.max_redirects
@@ -126,7 +139,7 @@ async fn read(mut response: Response, max_body: u64) -> Tried {
         retry_after: retry_after(response.headers()),
     };
     if response.content_length().is_some_and(|n| n > max_body) {
-        tried.outcome.error = Some(too_large(max_body));
+        tried.outcome.fail(ErrorKind::Body, too_large(max_body));
         return tried;
     }
     // sized once when the length is known (≤ max_body, checked above): a
@@ -137,14 +150,17 @@ async fn read(mut response: Response, max_body: u64) -> Tried {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if (bytes.len() + chunk.len()) as u64 > max_body {
-                    tried.outcome.error = Some(too_large(max_body));
+                    tried.outcome.fail(ErrorKind::Body, too_large(max_body));
                     return tried;
                 }
                 bytes.extend_from_slice(&chunk);
             }
             Ok(None) => break,
             Err(e) => {
-                tried.outcome.error = Some(format!("reading body failed: {}", describe(&e)));
+                let (_, error) = describe(&e);
+                tried
+                    .outcome
+                    .fail(ErrorKind::Body, format!("reading body failed: {error}"));
                 tried.transient = true;
                 return tried;
             }
@@ -153,20 +169,26 @@ async fn read(mut response: Response, max_body: u64) -> Tried {
     match String::from_utf8(bytes) {
         Ok(text) => tried.outcome.body = Some(text),
         Err(e) => {
-            tried.outcome.error = Some(format!(
-                "response body is not valid UTF-8 ({} bytes, first invalid byte at {})",
-                e.as_bytes().len(),
-                e.utf8_error().valid_up_to()
-            ));
+            tried.outcome.fail(
+                ErrorKind::Body,
+                format!(
+                    "response body is not valid UTF-8 ({} bytes, first invalid byte at {})",
+                    e.as_bytes().len(),
+                    e.utf8_error().valid_up_to()
+                ),
+            );
             return tried;
         }
     }
     if !status.is_success() {
-        tried.outcome.error = Some(format!(
-            "HTTP {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ));
+        tried.outcome.fail(
+            ErrorKind::of_status(status.as_u16()),
+            format!(
+                "HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+        );
     }
     tried
 }
@@ -189,17 +211,17 @@ fn permanent(error: &str) -> bool {
     PERMANENT.iter().any(|p| error.contains(p))
 }
 
-/// A reqwest error as a short sentence without the URL (which may hold secrets and
-/// is known to the caller anyway).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
+/// A reqwest error as its kind and a short sentence without the URL (which may
+/// hold secrets and is known to the caller anyway).
+fn describe(e: &reqwest::Error) -> (ErrorKind, String) {
+    let (kind, what) = if e.is_timeout() {
+        (ErrorKind::Timeout, "timed out")
     } else if e.is_connect() {
-        "connection failed"
+        (ErrorKind::Connect, "connection failed")
     } else if e.is_body() || e.is_decode() {
-        "body failed"
+        (ErrorKind::Body, "body failed")
     } else {
-        "request failed"
+        (ErrorKind::Other, "request failed")
     };
     let mut cause = String::new();
     let mut source = e.source();
@@ -208,9 +230,9 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     if cause.is_empty() {
-        kind.to_string()
+        (kind, what.to_string())
     } else {
-        format!("{kind}: {cause}")
+        (kind, format!("{what}: {cause}"))
     }
 }
 

@@ -15,6 +15,51 @@ pub struct Request {
     pub secret_headers: Vec<HeaderName>,
 }
 
+/// Why a row failed, decided where the failure happens and counted by kind in
+/// the metrics (`errors_by_kind` in `EXPLAIN ANALYZE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    /// The row could not be sent at all (invalid URL, header or body).
+    Invalid,
+    /// No connection (refused, unknown host, TLS or certificate failure).
+    Connect,
+    /// No answer in time.
+    Timeout,
+    /// An answer whose body could not be read, was too large or was not text.
+    Body,
+    /// An answer with a 4xx status.
+    Http4xx,
+    /// An answer with a 5xx status.
+    Http5xx,
+    /// Anything else (a redirect loop, a host not allowed, …).
+    #[default]
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind's name in the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Body => "body",
+            Self::Http4xx => "http_4xx",
+            Self::Http5xx => "http_5xx",
+            Self::Other => "other",
+        }
+    }
+
+    /// The kind of an answer with a status that is not a success.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            500.. => Self::Http5xx,
+            400.. => Self::Http4xx,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// What a row gets: `error` is `None` exactly when a 2xx response arrived and its
 /// body was read in full; `status` is `None` when no response arrived.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,6 +67,8 @@ pub struct Outcome {
     pub status: Option<u16>,
     pub body: Option<String>,
     pub error: Option<String>,
+    /// What kind of failure `error` is (meaningless without one).
+    pub kind: ErrorKind,
     /// Requests sent (0 when the row could not be sent at all).
     pub attempts: u32,
     /// Time from the first attempt to the outcome, retries and waits included.
@@ -30,27 +77,18 @@ pub struct Outcome {
 
 impl Outcome {
     /// A failure before any response arrived.
-    pub fn failed(error: impl Into<String>) -> Self {
+    pub fn failed(kind: ErrorKind, error: impl Into<String>) -> Self {
         Self {
             error: Some(error.into()),
+            kind,
             ..Self::default()
         }
     }
 
-    /// A short name for the kind of failure, for metrics: `http_4xx`, `http_5xx`,
-    /// `timeout`, `connect`, `body`, `invalid` (the row could not be sent) or `other`.
-    pub fn error_kind(&self) -> &'static str {
-        let error = self.error.as_deref().unwrap_or_default();
-        match self.status {
-            Some(s) if s >= 500 => "http_5xx",
-            Some(s) if s >= 400 => "http_4xx",
-            Some(_) => "body",
-            None if self.attempts == 0 => "invalid",
-            None if error.contains("timed out") => "timeout",
-            None if error.starts_with("connection failed") => "connect",
-            None if error.starts_with("reading body") || error.starts_with("body") => "body",
-            None => "other",
-        }
+    /// An answer arrived but the row failed: `error`, of `kind`.
+    pub fn fail(&mut self, kind: ErrorKind, error: impl Into<String>) {
+        self.error = Some(error.into());
+        self.kind = kind;
     }
 }
 

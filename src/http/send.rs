@@ -1,0 +1,112 @@
+//! One row's request, start to outcome: the transport's attempts, with the
+//! engine's retries (full jitter, `Retry-After` honoured) and per-host rate
+//! limits, and the settings that drive them.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{AsyncUdfConfig, HttpConfig};
+use crate::engine::{GaveUp, RateLimits, RetryPolicy, Verdict, metrics, retry};
+use crate::transport::{
+    AllowedHosts, HttpClient, Outcome, Request, SecretHeaders, Settings, attempt, may_retry,
+};
+
+/// The settings of one invocation (`http.*`, with `async_udf.*` for the retry
+/// keys `http.*` leaves unset).
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// What each attempt may do.
+    pub transport: Settings,
+    pub retry: RetryPolicy,
+    pub retry_post: bool,
+    pub requests_per_second: f64,
+}
+
+fn millis(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+impl Policy {
+    pub(crate) fn new(c: &HttpConfig, engine: &AsyncUdfConfig) -> Self {
+        Self {
+            transport: Settings {
+                timeout: millis(c.timeout_ms),
+                max_body_bytes: c.max_body_bytes,
+                allowed_hosts: AllowedHosts::parse(&c.allowed_hosts),
+                max_redirects: c.max_redirects,
+                connect_timeout: millis(c.connect_timeout_ms),
+                secret_headers: SecretHeaders::new(&c.secret_headers),
+            },
+            retry: c
+                .retry_policy(engine)
+                .with_deadline(millis(c.total_timeout_ms)),
+            retry_post: c.retry_post,
+            requests_per_second: c.requests_per_second,
+        }
+    }
+}
+
+/// The session's pieces a request uses: its HTTP clients and its rate limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Session<'a> {
+    pub http: &'a HttpClient,
+    pub rate: &'a RateLimits,
+}
+
+/// Sends `request` with retries (transient failures, never a POST unless
+/// `http.retry_post`), the per-host rate limit and a pause of the host after a
+/// 429. Never panics; every failure is described in the outcome.
+pub(crate) async fn send(session: Session<'_>, request: Request, policy: &Policy) -> Outcome {
+    let start = Instant::now();
+    let host = request.url.host_str().unwrap_or_default().to_string();
+    let retries = if may_retry(&request.method, policy.retry_post) {
+        policy.retry
+    } else {
+        policy.retry.with_max_retries(0)
+    };
+    let settings = &policy.transport;
+    let client = &session.http.client(settings.connect_timeout);
+    let (request, host) = (&request, host.as_str());
+    let done = retry(
+        retries,
+        |_, left| async move {
+            let waiting = Instant::now();
+            session.rate.acquire(host, policy.requests_per_second).await;
+            metrics::rate_waited(waiting.elapsed());
+            let tried = attempt(client, request, settings, left).await;
+            if tried.outcome.status == Some(429) {
+                metrics::throttled();
+                let pause = tried.retry_after.unwrap_or(Duration::from_secs(1));
+                session.rate.pause(host, pause.min(policy.retry.max));
+            }
+            tried
+        },
+        |tried| {
+            if tried.transient {
+                Verdict::Retry {
+                    after: tried.retry_after,
+                }
+            } else {
+                Verdict::Done
+            }
+        },
+    )
+    .await;
+    metrics::retried(done.attempts.saturating_sub(1) as usize);
+    let mut outcome = done.result.outcome;
+    outcome.attempts = done.attempts;
+    outcome.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let (Some(error), Some(why)) = (outcome.error.as_mut(), done.gave_up) {
+        let why = match why {
+            GaveUp::Retries if done.attempts > 1 => {
+                format!(" (gave up after {} attempts)", done.attempts)
+            }
+            GaveUp::Retries => String::new(),
+            GaveUp::Deadline => format!(
+                " (gave up after {} attempts: http.total_timeout_ms reached)",
+                done.attempts
+            ),
+        };
+        error.push_str(&why);
+    }
+    outcome
+}
