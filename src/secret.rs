@@ -106,18 +106,17 @@ impl Secrets {
 
     /// The value of `name` for a request to `host`, or why it may not be sent.
     fn value_for(&self, name: &str, host: &str) -> std::result::Result<String, String> {
-        let (value, hosts) = match self.values.read().get(name) {
-            Some(s) => (s.value.clone(), s.hosts.clone()),
-            None => {
-                let value = self
-                    .env
-                    .load(Ordering::Relaxed)
-                    .then(|| std::env::var(name).ok())
-                    .flatten()
-                    .ok_or_else(|| format!("secret('{name}'): no secret named {name}"))?;
-                let hosts = std::env::var(format!("{name}_HOSTS")).unwrap_or_default();
-                (value, AllowedHosts::parse(&hosts))
-            }
+        let (value, hosts) = if let Some(s) = self.values.read().get(name) {
+            (s.value.clone(), s.hosts.clone())
+        } else {
+            let value = self
+                .env
+                .load(Ordering::Relaxed)
+                .then(|| std::env::var(name).ok())
+                .flatten()
+                .ok_or_else(|| format!("secret('{name}'): no secret named {name}"))?;
+            let hosts = std::env::var(format!("{name}_HOSTS")).unwrap_or_default();
+            (value, AllowedHosts::parse(&hosts))
         };
         if hosts.allows(host) {
             Ok(value)
@@ -213,7 +212,7 @@ fn literal_name(arg: Option<&ScalarValue>) -> Result<&str> {
 }
 
 impl ScalarUDFImpl for SecretFunc {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "secret"
     }
 

@@ -167,7 +167,7 @@ async fn one_call_per_row_whatever_fields_are_read() {
         .await
         .unwrap()
         .iter()
-        .map(|b| b.num_rows())
+        .map(arrow::array::RecordBatch::num_rows)
         .sum();
     assert_eq!(rows, 50);
     assert_eq!(api.stats().requests, 50);

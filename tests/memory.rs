@@ -44,7 +44,7 @@ impl<P> std::fmt::Display for PeakPool<P> {
 }
 
 impl<P: MemoryPool> MemoryPool for PeakPool<P> {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "peak"
     }
 
@@ -140,10 +140,19 @@ async fn output_batches_are_at_most_batch_size() {
     )
     .await
     .unwrap();
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 250);
+    assert_eq!(
+        batches
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum::<usize>(),
+        250
+    );
     assert!(
         batches.iter().all(|b| b.num_rows() <= 16),
         "{:?}",
-        batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>()
+        batches
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .collect::<Vec<_>>()
     );
 }

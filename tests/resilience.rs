@@ -75,7 +75,7 @@ async fn soak_every_row_survives() {
                 format!("row{expected}"),
                 "each row its own answer"
             );
-            retries += attempts.value(i) as i64 - 1;
+            retries += i64::from(attempts.value(i)) - 1;
             expected += 1;
         }
     }

@@ -86,7 +86,7 @@ impl AsyncDB for Db {
 
     async fn shutdown(&mut self) {}
 
-    fn engine_name(&self) -> &str {
+    fn engine_name(&self) -> &'static str {
         "datafusion-async-udf"
     }
 

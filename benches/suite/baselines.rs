@@ -37,7 +37,7 @@ impl NaiveGet {
 }
 
 impl ScalarUDFImpl for NaiveGet {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "naive_get"
     }
     fn signature(&self) -> &Signature {

@@ -34,7 +34,7 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
         .map(|i| lognormal_latency(&i.to_string(), MEDIAN_MS, P99_MS).as_secs_f64())
         .collect();
     let total: f64 = latencies.iter().sum();
-    let slowest = latencies.iter().cloned().fold(0.0, f64::max);
+    let slowest = latencies.iter().copied().fold(0.0, f64::max);
     let ideal = (total / BUDGET as f64).max(slowest);
     let mut t = Table::new(
         "Heavy-tail utilization",

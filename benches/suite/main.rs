@@ -27,15 +27,23 @@ use report::Report;
 
 /// How big each part of a run is.
 pub struct Sizes {
+    /// Calls of the seed job.
     pub seed_calls: usize,
+    /// Latency of each seed call.
     pub seed_latency_ms: u64,
+    /// Calls of the serial (max_in_flight = 1) run, extrapolated.
     pub serial_calls: usize,
+    /// Calls against a zero-latency mock (overhead).
     pub zero_latency_calls: usize,
+    /// Duration of each wrk run.
     pub wrk_seconds: u64,
+    /// Rows of the typed identity function runs.
     pub identity_rows: usize,
+    /// Rows of the 1 KB-body memory run.
     pub memory_rows: usize,
     /// Rows of 1 MB bodies.
     pub big_body_rows: usize,
+    /// Calls of the heavy-tail run.
     pub heavy_tail_calls: usize,
 }
 
@@ -81,8 +89,15 @@ async fn main() -> Result<()> {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').map(str::to_string).collect())
-        .unwrap_or_else(|| SECTIONS.iter().map(|s| s.to_string()).collect());
+        .map_or_else(
+            || {
+                SECTIONS
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect()
+            },
+            |s| s.split(',').map(str::to_string).collect(),
+        );
     if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
         return Err(DataFusionError::Plan(format!(
             "unknown section {bad:?}; sections: {}",

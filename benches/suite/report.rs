@@ -21,7 +21,10 @@ impl Table {
         Self {
             title: title.into(),
             about: about.into(),
-            header: header.iter().map(|h| h.to_string()).collect(),
+            header: header
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             rows: Vec::new(),
         }
     }
@@ -177,9 +180,8 @@ pub fn machine() -> String {
         .lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        .map_or_else(|| "unknown CPU".into(), |s| s.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mem_gib = read("/proc/meminfo")
         .lines()
         .find(|l| l.starts_with("MemTotal"))

@@ -39,6 +39,7 @@ pub async fn to_noop(ctx: &SessionContext, select: &str, rows: usize) -> Result<
     Ok(wall)
 }
 
+#[allow(clippy::too_many_lines)] // one table, its runs and its targets, read top to bottom
 pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
     let (n, latency) = (
         sizes.seed_calls,

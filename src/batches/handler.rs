@@ -120,15 +120,14 @@ impl Handlers {
     /// The handler called `name`, or a plan error listing the registered ones.
     pub fn get(&self, name: &str) -> Result<Arc<dyn BatchHandler>> {
         let map = self.0.read();
-        match map.get(name) {
-            Some(h) => Ok(Arc::clone(h)),
-            None => {
-                let known: Vec<&str> = map.keys().map(String::as_str).collect();
-                plan_err!(
-                    "map_in_batches: no handler named '{name}'; registered handlers: [{}]",
-                    known.join(", ")
-                )
-            }
+        if let Some(h) = map.get(name) {
+            Ok(Arc::clone(h))
+        } else {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            plan_err!(
+                "map_in_batches: no handler named '{name}'; registered handlers: [{}]",
+                known.join(", ")
+            )
         }
     }
 }

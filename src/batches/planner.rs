@@ -76,10 +76,11 @@ fn literal(
     }
 }
 
-fn string(value: ScalarValue, what: &str) -> Result<String> {
-    match value.try_as_str() {
-        Some(Some(s)) => Ok(s.to_string()),
-        _ => plan_err!("map_in_batches: {what} must be a string, got {value}; usage: {USAGE}"),
+fn string(value: &ScalarValue, what: &str) -> Result<String> {
+    if let Some(Some(s)) = value.try_as_str() {
+        Ok(s.to_string())
+    } else {
+        plan_err!("map_in_batches: {what} must be a string, got {value}; usage: {USAGE}")
     }
 }
 
@@ -124,7 +125,7 @@ impl RelationPlanner for MapInBatchesPlanner {
         }
         let mut exprs = exprs.into_iter();
         let handler = string(
-            literal(
+            &literal(
                 exprs.next().unwrap_or_else(|| unreachable!()),
                 context,
                 "the handler",
@@ -140,7 +141,7 @@ impl RelationPlanner for MapInBatchesPlanner {
             })?,
             other => {
                 let table = string(
-                    literal(other, context, "argument 2 (input)")?,
+                    &literal(other, context, "argument 2 (input)")?,
                     "argument 2 (input)",
                 )?;
                 self.table(&table)?

@@ -1,6 +1,6 @@
 //! `dfasync`: datafusion-cli (REPL, `-c`, `-f`, `--format`, `-q`, `--maxrows`) with
 //! everything of this crate registered, a progress line for long-running calls
-//! ([`progress`]), plus `dfasync mock-api`.
+//! (`progress`), plus `dfasync mock-api`.
 
 mod args;
 mod progress;

@@ -70,6 +70,7 @@ struct Period {
 
 impl Progress {
     /// A progress line drawn on the targets `target` makes (one per line shown).
+    #[allow(clippy::similar_names)] // `state` and `stats` are what they are
     pub fn new(stats: Arc<CallStats>, target: fn() -> ProgressDrawTarget) -> Self {
         let state = Arc::new(Mutex::new(State {
             target,
@@ -180,7 +181,11 @@ mod tests {
     async fn shows_after_a_second_and_clears_when_calls_end() {
         let stats = Arc::new(CallStats::new());
         let progress = Progress::new(Arc::clone(&stats), term);
-        let contents = || TERM.get().map(|t| t.contents()).unwrap_or_default();
+        let contents = || {
+            TERM.get()
+                .map(indicatif::InMemoryTerm::contents)
+                .unwrap_or_default()
+        };
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
 

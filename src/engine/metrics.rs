@@ -88,7 +88,7 @@ impl CallStats {
             MetricBuilder::new(metrics).build(MetricValue::Count {
                 name: name.into(),
                 count: count.clone(),
-            })
+            });
         };
         count("calls", &stats.calls);
         count("retries", &stats.retries);

@@ -196,12 +196,11 @@ impl State {
             }
         }
         // the last batch releases the chunk's bytes
-        match self.ready.back_mut() {
-            Some(last) => last.1 += bytes,
-            None => {
-                self.bytes.release(bytes);
-                return Ok(());
-            }
+        if let Some(last) = self.ready.back_mut() {
+            last.1 += bytes;
+        } else {
+            self.bytes.release(bytes);
+            return Ok(());
         }
         let held = self.bytes.held();
         match self.reservation.try_resize(held) {

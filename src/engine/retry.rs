@@ -72,6 +72,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempts<T> {
     pub result: T,
+    #[allow(clippy::struct_field_names)] // `done.attempts` reads as what it is
     pub attempts: u32,
     /// Why retrying stopped although the last result asked for a retry.
     pub gave_up: Option<GaveUp>,

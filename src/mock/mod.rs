@@ -83,6 +83,7 @@ impl MockApi {
     }
 
     /// Starts on 127.0.0.1:`port` (0 = any free port).
+    #[allow(clippy::unused_async)] // binding is synchronous today; callers await a start
     pub async fn start_on(port: u16, config: MockConfig) -> io::Result<Self> {
         let socket = TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?;

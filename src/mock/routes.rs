@@ -177,8 +177,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 
 /// A deterministic small hash, for image sizes.
 fn spread(id: &str, modulo: u64) -> u64 {
-    id.bytes().fold(1469598103934665603u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(1099511628211)
+    id.bytes().fold(1_469_598_103_934_665_603_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1_099_511_628_211)
     }) % modulo
 }
 

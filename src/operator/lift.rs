@@ -67,7 +67,7 @@ impl AnalyzerRule for LiftAsyncCalls {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         let plan = plan
             .transform_up_with_subqueries(|node| {
-                node.map_expressions(|e| e.transform_up(|e| rebind(e, &self.runtime)))
+                node.map_expressions(|e| e.transform_up(|e| Ok(rebind(e, &self.runtime))))
             })?
             .data;
         let mut next = first_free_index(&plan)?;
@@ -77,7 +77,7 @@ impl AnalyzerRule for LiftAsyncCalls {
         share_copies(plan)
     }
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "lift_async_calls"
     }
 }
@@ -85,17 +85,17 @@ impl AnalyzerRule for LiftAsyncCalls {
 /// A call of an async function that is not the session's own (an
 /// [`expr_fn`](crate::expr_fn) call) made a call of the session's function of
 /// that name.
-fn rebind(e: Expr, runtime: &AsyncRuntime) -> Result<Transformed<Expr>> {
+fn rebind(e: Expr, runtime: &AsyncRuntime) -> Transformed<Expr> {
     let Expr::ScalarFunction(f) = &e else {
-        return Ok(Transformed::no(e));
+        return Transformed::no(e);
     };
-    Ok(match runtime.rebound(&f.func) {
+    match runtime.rebound(&f.func) {
         Some(udf) => Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(udf),
             f.args.clone(),
         ))),
         None => Transformed::no(e),
-    })
+    }
 }
 
 /// Whether `e` calls an async function.
@@ -159,12 +159,13 @@ fn input_for(node: &LogicalPlan, call: &Expr) -> Result<usize> {
     let side = inputs
         .iter()
         .position(|input| columns.iter().all(|c| input.schema().has_column(c)));
-    match side {
-        Some(i) => Ok(i),
-        None => plan_err!(
+    if let Some(i) = side {
+        Ok(i)
+    } else {
+        plan_err!(
             "{call}: an async call cannot read columns of both sides of a join; \
-             compute it above the join: SELECT …, {call} FROM (… JOIN …)"
-        ),
+         compute it above the join: SELECT …, {call} FROM (… JOIN …)"
+        )
     }
 }
 

@@ -64,7 +64,7 @@ impl PartialOrd for AsyncCalls {
 }
 
 impl UserDefinedLogicalNodeCore for AsyncCalls {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "AsyncCalls"
     }
 

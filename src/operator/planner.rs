@@ -54,20 +54,18 @@ impl ExtensionPlanner for AsyncCallsPlanner {
         if let Some(shared) = node.as_any().downcast_ref::<Shared>() {
             let state = self.shared.get(shared.id);
             let mut plan = state.plan.lock().await;
-            let input = match plan.as_ref() {
-                Some(p) => Arc::clone(p),
-                None => {
-                    let Some(session) = session_state.as_any().downcast_ref::<SessionState>()
-                    else {
-                        return internal_err!("a shared subplan needs a SessionState");
-                    };
-                    let optimized = session.optimize(&shared.input)?;
-                    let p = planner
-                        .create_physical_plan(&optimized, session_state)
-                        .await?;
-                    *plan = Some(Arc::clone(&p));
-                    p
-                }
+            let input = if let Some(p) = plan.as_ref() {
+                Arc::clone(p)
+            } else {
+                let Some(session) = session_state.as_any().downcast_ref::<SessionState>() else {
+                    return internal_err!("a shared subplan needs a SessionState");
+                };
+                let optimized = session.optimize(&shared.input)?;
+                let p = planner
+                    .create_physical_plan(&optimized, session_state)
+                    .await?;
+                *plan = Some(Arc::clone(&p));
+                p
             };
             drop(plan);
             // this reference's own copy names its call columns its own way

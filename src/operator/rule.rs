@@ -52,7 +52,7 @@ impl PhysicalOptimizerRule for KeepOrderRule {
         .map(|t| t.data)
     }
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "async_pipeline_keep_order"
     }
 

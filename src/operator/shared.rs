@@ -58,7 +58,7 @@ impl PartialOrd for Shared {
 }
 
 impl UserDefinedLogicalNodeCore for Shared {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "Shared"
     }
 
@@ -213,27 +213,26 @@ impl ExecutionPlan for SharedExec {
     ) -> Result<SendableRecordBatchStream> {
         let batches = {
             let mut partitions = self.state.partitions.lock();
-            match partitions.get(&partition) {
-                Some(f) => f.clone(),
-                None => {
-                    let reservation = MemoryConsumer::new(format!("SharedExec[{partition}]"))
-                        .register(context.memory_pool());
-                    let input = self.input.execute(partition, context)?;
-                    let f = input
-                        .try_fold(
-                            (Vec::new(), reservation),
-                            |(mut kept, r), batch| async move {
-                                r.try_grow(get_record_batch_memory_size(&batch))?;
-                                kept.push(batch);
-                                Ok((kept, r))
-                            },
-                        )
-                        .map(|r| r.map(Arc::new).map_err(Arc::new))
-                        .boxed()
-                        .shared();
-                    partitions.insert(partition, f.clone());
-                    f
-                }
+            if let Some(f) = partitions.get(&partition) {
+                f.clone()
+            } else {
+                let reservation = MemoryConsumer::new(format!("SharedExec[{partition}]"))
+                    .register(context.memory_pool());
+                let input = self.input.execute(partition, context)?;
+                let f = input
+                    .try_fold(
+                        (Vec::new(), reservation),
+                        |(mut kept, r), batch| async move {
+                            r.try_grow(get_record_batch_memory_size(&batch))?;
+                            kept.push(batch);
+                            Ok((kept, r))
+                        },
+                    )
+                    .map(|r| r.map(Arc::new).map_err(Arc::new))
+                    .boxed()
+                    .shared();
+                partitions.insert(partition, f.clone());
+                f
             }
         };
         let schema = Arc::clone(&self.schema);

@@ -65,7 +65,7 @@ fn is_string(t: &DataType) -> bool {
 /// `to` without changing what it means: strings to strings, numbers to numbers,
 /// structs with the same field names, lists of compatible items.
 pub fn compatible(from: &DataType, to: &DataType) -> bool {
-    use DataType::*;
+    use DataType::{LargeList, List, ListView, Null, Struct};
     match (from, to) {
         _ if from == to => true,
         (Null, _) => true,

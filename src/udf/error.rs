@@ -18,7 +18,9 @@ use crate::engine::Verdict;
 pub enum CallError {
     /// Worth another attempt, after `retry_after` if set.
     Transient {
+        /// What went wrong.
         message: String,
+        /// How long the service asked to wait before the next attempt.
         retry_after: Option<Duration>,
     },
     /// Final.
@@ -26,6 +28,7 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// A failure another attempt may fix.
     pub fn transient(message: impl fmt::Display) -> Self {
         Self::Transient {
             message: message.to_string(),
@@ -33,6 +36,7 @@ impl CallError {
         }
     }
 
+    /// A failure no attempt will fix: the row fails at once.
     pub fn permanent(message: impl fmt::Display) -> Self {
         Self::Permanent(message.to_string())
     }
@@ -45,7 +49,7 @@ impl CallError {
                 message,
                 retry_after: Some(delay),
             },
-            permanent => permanent,
+            permanent @ Self::Permanent(_) => permanent,
         }
     }
 }

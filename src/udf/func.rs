@@ -190,9 +190,9 @@ fn attach_errors(values: &ArrayRef, errors: StringArray) -> Result<ArrayRef> {
         .iter()
         .map(|c| nullif(c.as_ref(), &failed))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    columns.push(Arc::new(errors.clone()) as ArrayRef);
     let valid =
         NullBuffer::from_iter((0..errors.len()).map(|i| values.is_valid(i) || errors.is_valid(i)));
+    columns.push(Arc::new(errors) as ArrayRef);
     Ok(Arc::new(StructArray::try_new(
         with_error(values.fields()),
         columns,
