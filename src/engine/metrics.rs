@@ -114,6 +114,7 @@ impl CallStats {
     /// Installs `f`, called synchronously each time the number of calls in flight
     /// drops to zero (before the operator can emit its last rows). One hook per
     /// sink; returns false if one was already installed.
+    #[cfg(feature = "cli")]
     pub fn on_idle(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
         self.on_idle.set(IdleHook(Box::new(f))).is_ok()
     }

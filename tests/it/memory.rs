@@ -3,7 +3,7 @@
 //! `async_udf.window_bytes` or when the pool is full, and a chunk that cannot fit
 //! at all fails with the pool's error naming the operator.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Resilience against a misbehaving API: the soak test, the rate limit, the SSRF
 //! guard seen from the server.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

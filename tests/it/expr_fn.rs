@@ -1,7 +1,7 @@
 //! The DataFrame API's expression builders: calls built outside any session run
 //! on the session that plans them (its budget and settings), once per row.
 
-mod common;
+use crate::common;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;

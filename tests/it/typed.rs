@@ -1,7 +1,7 @@
 //! Typed async column functions: the four shapes, per row and per chunk, from SQL
 //! and the DataFrame API.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

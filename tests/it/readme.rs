@@ -1,9 +1,9 @@
 //! README.md stays true: its Rust examples are `examples/*.rs` verbatim, and every
 //! statement of its SQL examples runs against the mock API.
 
-mod common;
+use crate::common;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The fenced blocks of `lang` in the README.
 fn blocks(lang: &str) -> Vec<String> {
@@ -23,8 +23,11 @@ fn blocks(lang: &str) -> Vec<String> {
 fn rust_examples_are_the_example_files() {
     let rust = blocks("rust");
     let files = [
-        ("examples/embed.rs", include_str!("../examples/embed.rs")),
-        ("examples/shapes.rs", include_str!("../examples/shapes.rs")),
+        ("examples/embed.rs", include_str!("../../examples/embed.rs")),
+        (
+            "examples/shapes.rs",
+            include_str!("../../examples/shapes.rs"),
+        ),
     ];
     assert_eq!(rust.len(), files.len(), "one README block per example file");
     for (block, (name, text)) in rust.iter().zip(files) {
@@ -65,7 +68,7 @@ fn two_setup_commands_are_documented() {
     let sh = blocks("sh");
     assert!(sh[0].contains("cargo run --release --example cats"));
     assert!(sh[0].contains("cargo test --all-features"));
-    let ci = include_str!("../.ci/run");
+    let ci = include_str!("../../.ci/run");
     assert!(
         ci.contains("cargo test --all-features"),
         ".ci/run runs README's test command"

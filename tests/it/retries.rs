@@ -1,6 +1,6 @@
 //! Typed functions retry calls that fail with a transient `CallError`, and only those.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! http_post, a typed function, map_in_batches}, counted per id where the call
 //! lands (the mock server, or the typed function's own counter).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `dfasync` as a process.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! is kept, the budget holds, LIMIT stops admission, EXPLAIN ANALYZE shows what
 //! the calls did, fan-out is planned only when asked for.
 
-mod common;
+use crate::common;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;

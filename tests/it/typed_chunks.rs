@@ -2,7 +2,7 @@
 //! rows and never an empty call, failures in any chunk reported without a panic,
 //! and a declared output type.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! header, and nothing else: not a plan, a column name, a selected value, an
 //! error, a URL, a body, another host, or a redirect to another origin.
 
-mod common;
+use crate::common;
 
 use arrow::util::pretty::pretty_format_batches;
 use common::{context, mock, run};

@@ -1,6 +1,6 @@
 //! The noop sink from Rust: `df.write_noop()`, and that nothing is written.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

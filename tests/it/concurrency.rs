@@ -1,7 +1,7 @@
 //! The in-flight budget, seen from the mock server: how many calls are in flight at
 //! once, shared by all partitions, changed by SET, stopped by cancellation.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! further request reaches the server. In the REPL the query is cancelled and the
 //! session goes on; with `-c` the process ends.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};

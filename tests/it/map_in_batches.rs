@@ -1,7 +1,7 @@
 //! map_in_batches from Rust: closure handlers, outputs of any size, partitions,
 //! the shared budget, LIMIT, bounded memory, errors.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,24 @@
+//! The integration tests, one binary (one link of DataFusion instead of one per
+//! file): each module is one area, against the mock API on 127.0.0.1:0.
+
+#[cfg(feature = "cli")]
+mod cli;
+#[allow(dead_code)]
+mod common;
+mod concurrency;
+#[cfg(feature = "cli")]
+mod ctrl_c;
+mod exactly_once;
+mod expr_fn;
+mod map_in_batches;
+mod memory;
+mod noop;
+mod pipeline;
+mod readme;
+mod register;
+mod resilience;
+mod retries;
+mod secrets;
+mod tls;
+mod typed;
+mod typed_chunks;
