@@ -117,11 +117,8 @@ impl BatchHandler for PostJson {
             }),
             secret_headers: Vec::new(),
         };
-        let session = Session {
-            http: self.runtime.http(),
-            rate: self.runtime.rate(),
-        };
-        let outcome = send(session, request, &Policy::new(&http, &engine)).await;
+        let policy = Policy::new(&http, &engine);
+        let outcome = send(Session::of(&self.runtime), request, &policy).await;
         let rows = chunk.num_rows();
         let (responses, error): (Vec<Option<String>>, Option<String>) =
             match (&outcome.error, &outcome.body) {

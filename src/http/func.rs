@@ -99,10 +99,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
         };
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
         let semaphore = runtime.budget().semaphore(engine.max_in_flight.get());
-        let session = Session {
-            http: runtime.http(),
-            rate: runtime.rate(),
-        };
+        let session = Session::of(runtime);
         let secrets = runtime.secrets();
         let on_error = http.row_errors(&engine);
         let rows_ref = &rows;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{GaveUp, RateLimits, RetryPolicy, Verdict, metrics, retry};
+use crate::runtime::AsyncRuntime;
 use crate::transport::{
     AllowedHosts, HttpClient, Outcome, Request, SecretHeaders, Settings, attempt, may_retry,
 };
@@ -50,6 +51,16 @@ impl Policy {
 pub(crate) struct Session<'a> {
     pub http: &'a HttpClient,
     pub rate: &'a RateLimits,
+}
+
+impl<'a> Session<'a> {
+    /// The pieces of `runtime`.
+    pub(crate) fn of(runtime: &'a AsyncRuntime) -> Self {
+        Self {
+            http: runtime.http(),
+            rate: runtime.rate(),
+        }
+    }
 }
 
 /// Sends `request` with retries (transient failures, never a POST unless
