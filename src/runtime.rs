@@ -93,10 +93,10 @@ impl AsyncRuntime {
         self.functions.lock().iter().any(|(f, c)| *c && f == udf)
     }
 
-    /// The runtime [`crate::register_all`] stored in `ctx`, or a plan error
-    /// saying to call it.
-    pub fn of(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<Arc<Self>> {
-        Self::from_config(ctx.state_ref().read().config())
+    /// The runtime [`crate::register_all`] stored in `session` (`&ctx` or
+    /// `&mut state`), or a plan error saying to call it.
+    pub fn of(session: impl crate::SessionLike) -> datafusion::common::Result<Arc<Self>> {
+        session.with_state(|state| Self::from_config(state.config()))
     }
 
     /// The runtime stored in a session's config (the one lookup [`Self::of`]

@@ -5,7 +5,6 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::prelude::DataFrame;
 
 use super::{Handlers, relation};
-use crate::runtime::AsyncRuntime;
 
 /// Adds [`map_in_batches`](DataFrameMapExt::map_in_batches) to [`DataFrame`].
 #[async_trait]
@@ -18,9 +17,8 @@ pub trait DataFrameMapExt: Sized {
 impl DataFrameMapExt for DataFrame {
     fn map_in_batches(self, handler: &str, args: Vec<ScalarValue>) -> Result<DataFrame> {
         let (state, plan) = self.into_parts();
-        let runtime = AsyncRuntime::from_config(state.config())?;
         let handlers = Handlers::of(state.config())?;
-        let plan = relation(plan, handler, args, &handlers, runtime)?;
+        let plan = relation(plan, handler, args, &handlers)?;
         Ok(DataFrame::new(state, plan))
     }
 }

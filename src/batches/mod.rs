@@ -6,9 +6,9 @@
 //! (`partition_index`, `chunk_index`, row range) and returns zero or more batches
 //! of the output schema it declared.
 //!
-//! * SQL: `SELECT * FROM map_in_batches('handler', (SELECT …))`, or with a table
-//!   name: `map_in_batches('handler', 'table_name')`; literals after the input are
-//!   passed to the handler (`map_in_batches('post_json', (SELECT …), 'http://…')`).
+//! * SQL: `SELECT * FROM map_in_batches('handler', (SELECT …))`; literals after
+//!   the input are passed to the handler
+//!   (`map_in_batches('post_json', (SELECT …), 'http://…')`).
 //! * DataFrame: [`DataFrameMapExt::map_in_batches`].
 //!
 //! Chunks of all partitions share the session's in-flight budget
@@ -24,34 +24,35 @@
 mod dataframe;
 mod exec;
 mod handler;
-mod planner;
+mod node;
 mod post_json;
+mod relation;
 mod stream;
-mod table;
 
 use std::sync::Arc;
 
-use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
 
 pub use dataframe::DataFrameMapExt;
 pub(crate) use handler::Handlers;
 pub use handler::{BatchHandler, FnHandler, HandlerArgs};
-pub(crate) use planner::MapInBatchesPlanner;
+pub(crate) use node::MapInBatchesPlanner;
 pub(crate) use post_json::PostJson;
-use table::MapInBatchesTable;
+pub(crate) use relation::{MapInBatchesRelation, list};
 
-use crate::runtime::AsyncRuntime;
+use crate::register::SessionLike;
 
-/// Registers `handler` under `name` on `ctx` (after [`crate::register_all`]).
+/// Registers `handler` under `name` on `session` (`&ctx` or `&mut state`, after
+/// [`crate::register_all`]).
 pub fn register_handler(
-    ctx: &SessionContext,
+    session: impl SessionLike,
     name: &str,
     handler: Arc<dyn BatchHandler>,
 ) -> Result<()> {
-    Handlers::of(ctx.state_ref().read().config())?.insert(name, handler);
+    session
+        .with_state(|state| Handlers::of(state.config()))?
+        .insert(name, handler);
     Ok(())
 }
 
@@ -62,8 +63,6 @@ fn relation(
     name: &str,
     args: Vec<ScalarValue>,
     handlers: &Handlers,
-    runtime: Arc<AsyncRuntime>,
 ) -> Result<LogicalPlan> {
-    let table = MapInBatchesTable::try_new(input, name, handlers.get(name)?, args, runtime)?;
-    LogicalPlanBuilder::scan("map_in_batches", provider_as_source(Arc::new(table)), None)?.build()
+    node::MapInBatches::plan(input, name, handlers.get(name)?, args)
 }

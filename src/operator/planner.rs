@@ -124,11 +124,17 @@ impl fmt::Debug for AsyncQueryPlanner {
 }
 
 impl AsyncQueryPlanner {
-    pub(crate) fn new(runtime: Arc<AsyncRuntime>) -> Self {
+    /// The planner of async calls on `runtime`, then `others` (the SQL
+    /// surface's own nodes).
+    pub(crate) fn new(
+        runtime: Arc<AsyncRuntime>,
+        others: Vec<Arc<dyn ExtensionPlanner + Send + Sync>>,
+    ) -> Self {
+        let mut planners: Vec<Arc<dyn ExtensionPlanner + Send + Sync>> =
+            vec![Arc::new(AsyncCallsPlanner::new(runtime))];
+        planners.extend(others);
         Self {
-            planner: DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
-                AsyncCallsPlanner::new(runtime),
-            )]),
+            planner: DefaultPhysicalPlanner::with_extension_planners(planners),
         }
     }
 }

@@ -47,7 +47,6 @@ use arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::async_udf::AsyncScalarUDF;
 use datafusion::logical_expr::{Documentation, ScalarUDF};
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -210,11 +209,16 @@ impl AsyncFn {
         documented::documented(udf, doc)
     }
 
-    /// Registers the function on `ctx`, sharing the budget of everything
-    /// [`crate::register_all`] registered there.
-    pub fn register(self, ctx: &SessionContext) -> Result<()> {
-        let runtime = AsyncRuntime::of(ctx)?;
-        ctx.register_udf(self.into_udf(runtime));
-        Ok(())
+    /// Registers the function on `session` (`&ctx` or `&mut state`), sharing
+    /// the budget of everything [`crate::register_all`] registered there.
+    pub fn register(self, session: impl crate::SessionLike) -> Result<()> {
+        session.with_state(|state| {
+            let runtime = AsyncRuntime::from_config(state.config())?;
+            datafusion::execution::FunctionRegistry::register_udf(
+                state,
+                Arc::new(self.into_udf(runtime)),
+            )?;
+            Ok(())
+        })
     }
 }

@@ -179,9 +179,12 @@ async fn partitions_share_the_budget() {
     run(&ctx, "SET async_udf.chunk_size = 5").await.unwrap();
     run(&ctx, "SET async_udf.max_in_flight = 12").await.unwrap();
 
-    let out = run(&ctx, "SELECT v, tag FROM map_in_batches('tag', 't')")
-        .await
-        .unwrap();
+    let out = run(
+        &ctx,
+        "SELECT v, tag FROM map_in_batches('tag', (SELECT * FROM t))",
+    )
+    .await
+    .unwrap();
     assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), 800);
     assert_eq!(probe.started.load(Ordering::SeqCst), 160);
     assert_eq!(
@@ -205,6 +208,47 @@ async fn partitions_share_the_budget() {
             "partition {p} out of order"
         );
     }
+}
+
+/// The input is an ordinary child of the plan: planned and optimized once with
+/// the rest, shown by `EXPLAIN`; filters above are not pushed into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_input() {
+    let ctx = context();
+    let probe = Arc::new(Probe::default());
+    register_handler(&ctx, "tag", Arc::new(tagger(probe, 1))).unwrap();
+    let out = run(
+        &ctx,
+        "EXPLAIN SELECT v FROM map_in_batches('tag', \
+         (SELECT value FROM generate_series(1, 95) WHERE value > 3)) WHERE v < 10",
+    )
+    .await
+    .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&out)
+        .unwrap()
+        .to_string();
+    let logical = text.find("logical_plan").unwrap();
+    let physical = text.find("physical_plan").unwrap();
+    let (logical, physical) = if logical < physical {
+        (&text[logical..physical], &text[physical..])
+    } else {
+        (&text[logical..], &text[physical..logical])
+    };
+    let outer = logical.find("Filter: map_in_batches.v < Int64(10)");
+    let node = logical.find("MapInBatches: handler=tag");
+    let inner = logical.find("Filter: generate_series().value > Int64(3)");
+    assert!(
+        outer.is_some() && node.is_some() && inner.is_some(),
+        "{logical}"
+    );
+    assert!(outer < node && node < inner, "{logical}");
+    assert_eq!(logical.matches("MapInBatches").count(), 1, "{logical}");
+    let exec = physical.find("MapInBatchesExec: handler=tag");
+    let filter = physical.rfind("FilterExec: value@0 > 3");
+    assert!(
+        exec.is_some() && filter.is_some() && exec < filter,
+        "{physical}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,3 +27,87 @@ async fn a_session_without_physical_optimizer_rules() {
         .to_string();
     assert!(text.contains("AsyncPipelineExec"), "{text}");
 }
+
+/// Everything registers on a `SessionState` built with a `SessionStateBuilder`
+/// (as Ballista's executors build theirs), and works once the state is a context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_on_a_session_state() {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, RecordBatch};
+    use arrow::datatypes::Int64Type;
+    use datafusion_async_udf::{AsyncFn, AsyncRuntime, ChunkContext, FnHandler};
+
+    let api = crate::common::mock(0).await;
+    let mut state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true))
+        .build();
+    let runtime = datafusion_async_udf::register_all(&mut state).unwrap();
+    assert!(Arc::ptr_eq(
+        &runtime,
+        &AsyncRuntime::of(&mut state).unwrap()
+    ));
+    AsyncFn::per_row("plus_one", |x: i64| async move { Ok::<_, String>(x + 1) })
+        .unwrap()
+        .register(&mut state)
+        .unwrap();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let out_schema = Arc::clone(&schema);
+    let rows = FnHandler::new(
+        Arc::clone(&schema),
+        move |chunk: RecordBatch, _cx: ChunkContext| {
+            let schema = Arc::clone(&out_schema);
+            async move {
+                let n = arrow::array::Int64Array::from(vec![chunk.num_rows() as i64]);
+                Ok(vec![RecordBatch::try_new(schema, vec![Arc::new(n)])?])
+            }
+        },
+    );
+    datafusion_async_udf::register_handler(&mut state, "rows", Arc::new(rows)).unwrap();
+    let ctx = SessionContext::new_with_state(state);
+    // registering again on the context keeps the state's runtime
+    assert!(Arc::ptr_eq(
+        &runtime,
+        &datafusion_async_udf::register_all(&ctx).unwrap()
+    ));
+
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE http_get('{}' || value)['status'] = 200), sum(plus_one(value)) \
+         FROM generate_series(1, 20)",
+        api.url("/v1/images/search?id=")
+    );
+    let out = crate::common::run(&ctx, &sql).await.unwrap();
+    assert_eq!(out[0].column(0).as_primitive::<Int64Type>().value(0), 20);
+    assert_eq!(out[0].column(1).as_primitive::<Int64Type>().value(0), 230);
+    let by_id = api.requests_by_id();
+    assert_eq!(by_id.len(), 20, "{by_id:?}");
+    assert!(by_id.values().all(|&n| n == 1), "{by_id:?}");
+
+    crate::common::run(&ctx, "SET async_udf.chunk_size = 8")
+        .await
+        .unwrap();
+    let out = crate::common::run(
+        &ctx,
+        "SELECT sum(n), count(*) FROM map_in_batches('rows', (SELECT value FROM generate_series(1, 20)))",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out[0].column(0).as_primitive::<Int64Type>().value(0), 20);
+    assert_eq!(
+        out[0].column(1).as_primitive::<Int64Type>().value(0),
+        3,
+        "chunks of 8, 8, 4"
+    );
+
+    // map_in_batches is listed among the table functions
+    let out = crate::common::run(
+        &ctx,
+        "SELECT function_type FROM information_schema.routines WHERE routine_name = 'map_in_batches'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out[0].column(0).as_string::<i32>().value(0), "TABLE");
+}

@@ -1,69 +1,48 @@
-//! SQL: `SELECT … FROM map_in_batches('handler', (SELECT …) | 'table' [, arg …])`.
+//! SQL: `SELECT … FROM map_in_batches('handler', (SELECT …) [, arg …])`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use datafusion::catalog::default_table_source::provider_as_source;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{DFSchema, Result, ScalarValue, plan_err};
 use datafusion::execution::SessionState;
-use futures::FutureExt;
-use parking_lot::RwLock;
-
-use datafusion::common::{DFSchema, Result, ScalarValue, TableReference, plan_err};
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, TableFactor};
 
 use super::Handlers;
-use crate::runtime::AsyncRuntime;
 
 /// Plans `map_in_batches(…)` in `FROM`.
 #[derive(Debug)]
-pub struct MapInBatchesPlanner {
-    runtime: Arc<AsyncRuntime>,
+pub struct MapInBatchesRelation {
     handlers: Arc<Handlers>,
-    /// The session, to find a table given by name (SQL planning only sees the
-    /// tables named in `FROM` clauses, and a string argument is not one).
-    state: Weak<RwLock<SessionState>>,
 }
 
-impl MapInBatchesPlanner {
-    pub fn new(
-        runtime: Arc<AsyncRuntime>,
-        handlers: Arc<Handlers>,
-        state: Weak<RwLock<SessionState>>,
-    ) -> Self {
-        Self {
-            runtime,
-            handlers,
-            state,
-        }
-    }
-
-    /// The scan of the table called `name`.
-    fn table(&self, name: &str) -> Result<LogicalPlan> {
-        let reference = TableReference::from(name);
-        let Some(state) = self.state.upgrade() else {
-            return plan_err!("map_in_batches: the session is gone");
-        };
-        let schema = state.read().schema_for_ref(reference.clone())?;
-        let table = match schema.table(reference.table()).now_or_never() {
-            Some(found) => found?,
-            None => {
-                return plan_err!(
-                    "map_in_batches: table '{name}' is in a catalog that cannot be read while \
-                     planning; use map_in_batches(handler, (SELECT * FROM {name}))"
-                );
-            }
-        };
-        let Some(table) = table else {
-            return plan_err!("map_in_batches: table '{name}' not found");
-        };
-        LogicalPlanBuilder::scan(reference, provider_as_source(table), None)?.build()
+impl MapInBatchesRelation {
+    pub fn new(handlers: Arc<Handlers>) -> Self {
+        Self { handlers }
     }
 }
 
-const USAGE: &str = "map_in_batches('handler', (SELECT …) or 'table_name' [, argument, …])";
+/// Lists `map_in_batches` among the session's table functions (`SHOW FUNCTIONS`,
+/// `information_schema.routines`); the relation planner plans every call, so
+/// this entry is only reached in a session without it.
+#[derive(Debug)]
+struct Listed;
+
+impl TableFunctionImpl for Listed {
+    fn call_with_args(&self, _args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        plan_err!("map_in_batches is planned by datafusion_async_udf::register_all; usage: {USAGE}")
+    }
+}
+
+/// Lists `map_in_batches` among `state`'s table functions.
+pub(crate) fn list(state: &mut SessionState) {
+    state.register_udtf("map_in_batches", Arc::new(Listed));
+}
+
+const USAGE: &str = "map_in_batches('handler', (SELECT …) [, argument, …])";
 
 fn literal(
     arg: ast::Expr,
@@ -84,7 +63,7 @@ fn string(value: &ScalarValue, what: &str) -> Result<String> {
     }
 }
 
-impl RelationPlanner for MapInBatchesPlanner {
+impl RelationPlanner for MapInBatchesRelation {
     fn plan_relation(
         &self,
         relation: TableFactor,
@@ -140,24 +119,18 @@ impl RelationPlanner for MapInBatchesPlanner {
                 sample: None,
             })?,
             other => {
-                let table = string(
-                    &literal(other, context, "argument 2 (input)")?,
-                    "argument 2 (input)",
-                )?;
-                self.table(&table)?
+                return plan_err!(
+                    "map_in_batches: argument 2 (input) must be a subquery, got {other}; \
+                     for a table t write map_in_batches('{handler}', (SELECT * FROM t)); \
+                     usage: {USAGE}"
+                );
             }
         };
         let values = exprs
             .enumerate()
             .map(|(i, e)| literal(e, context, &format!("argument {}", i + 3)))
             .collect::<Result<Vec<_>>>()?;
-        let plan: LogicalPlan = super::relation(
-            input,
-            &handler,
-            values,
-            &self.handlers,
-            Arc::clone(&self.runtime),
-        )?;
+        let plan: LogicalPlan = super::relation(input, &handler, values, &self.handlers)?;
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
             alias.clone(),
