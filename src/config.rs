@@ -221,8 +221,12 @@ namespace! {
         /// Cap of every backoff delay in ms, Retry-After included. Unset:
         /// async_udf.retry_max_ms.
         retry_max_ms: Option<u64> = None,
-        /// Retry http_post too. Off by default: a POST that timed out may have
-        /// been applied, and sending it again may apply it twice.
+        /// Retry requests whose method is not idempotent (POST, PATCH, other
+        /// methods) too; GET, HEAD, PUT, DELETE and OPTIONS are always retried.
+        /// Off by default: a POST that timed out may have been applied, and
+        /// sending it again may apply it twice.
+        retry_non_idempotent: bool = false,
+        /// The former name of retry_non_idempotent (either one turns it on).
         retry_post: bool = false,
         /// Time limit of one row in ms, all attempts and delays included (0 = none).
         total_timeout_ms: u64 = 0,
@@ -236,6 +240,24 @@ namespace! {
         max_redirects: u32 = 10,
         /// Time limit for opening a connection (TCP and TLS) in ms.
         connect_timeout_ms: u64 = 10_000,
+        /// Send Accept-Encoding and decode gzip, deflate, brotli and zstd answers
+        /// (max_body_bytes applies to the decoded size).
+        compression: bool = true,
+        /// Proxy for every request, e.g. 'http://proxy:3128'; empty: the
+        /// HTTP_PROXY / HTTPS_PROXY / ALL_PROXY environment variables. NO_PROXY is
+        /// honoured either way.
+        proxy: String = String::new(),
+        /// PEM file of CA certificates to trust besides the built-in roots.
+        ca_file: String = String::new(),
+        /// PEM file of the client certificate for mutual TLS (with client_key).
+        client_cert: String = String::new(),
+        /// PEM file of the client certificate's private key (with client_cert).
+        client_key: String = String::new(),
+        /// Accept any server certificate, expired, self-signed or for another
+        /// host. For development only: it disables the protection TLS gives.
+        tls_insecure: bool = false,
+        /// The User-Agent header (empty: datafusion-async-udf/VERSION).
+        user_agent: String = String::new(),
         /// More header names whose values are secret (comma-separated), besides
         /// authorization, proxy-authorization, cookie and x-api-key: never shown in
         /// errors, plans or logs.

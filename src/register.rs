@@ -87,7 +87,7 @@ fn register_state(state: &mut SessionState) -> Result<Arc<AsyncRuntime>> {
         )))?;
     }
     batches::list(state);
-    for kind in [http::Kind::Get, http::Kind::Post] {
+    for kind in http::Kind::ALL {
         let udf = http::HttpFunc::udf(kind, Arc::clone(&runtime));
         runtime.adopt(&udf, false);
         state.register_udf(Arc::new(documented::documented(
@@ -95,6 +95,7 @@ fn register_state(state: &mut SessionState) -> Result<Arc<AsyncRuntime>> {
             http::documentation(kind),
         )))?;
     }
+    state.register_udf(Arc::new(http::UrlEncode::udf()))?;
     state.register_udf(Arc::new(secret::SecretFunc::udf(Arc::clone(
         runtime.secrets(),
     ))))?;

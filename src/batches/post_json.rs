@@ -11,7 +11,7 @@
 //! `error VARCHAR`. A chunk whose call fails (non-2xx, timeout, a reply that is not
 //! an array of one element per row, …) keeps its rows with `response` NULL and
 //! the reason in `error`. Uses the session's HTTP client and `http.*` settings
-//! (retries only with `http.retry_post = true`, like `http_post`).
+//! (retries only with `http.retry_non_idempotent = true`, like `http_post`).
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use crate::config::{self, AsyncUdfConfig, HttpConfig};
 use crate::engine::ChunkContext;
 use crate::http::{Policy, Session, send};
 use crate::runtime::AsyncRuntime;
-use crate::transport::{Request, parse_url};
+use crate::transport::{Body, Request, parse_url};
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -102,8 +102,7 @@ impl BatchHandler for PostJson {
         let mut writer = ArrayWriter::new(Vec::new());
         writer.write(&chunk)?;
         writer.finish()?;
-        let body = String::from_utf8(writer.into_inner())
-            .map_err(|e| exec_datafusion_err!("post_json: {e}"))?;
+        let body = writer.into_inner();
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = Request {
@@ -111,17 +110,19 @@ impl BatchHandler for PostJson {
             url,
             headers,
             body: Some(if chunk.num_rows() == 0 {
-                "[]".into()
+                bytes::Bytes::from_static(b"[]")
             } else {
-                body
+                body.into()
             }),
+            binary: false,
             secret_headers: Vec::new(),
         };
         let policy = Policy::new(&http, &engine);
-        let outcome = send(Session::of(&self.runtime), request, &policy).await;
+        let session = Session::new(&self.runtime, &policy)?;
+        let outcome = send(&session, request, &policy).await;
         let rows = chunk.num_rows();
         let (responses, error): (Vec<Option<String>>, Option<String>) =
-            match (&outcome.error, &outcome.body) {
+            match (&outcome.error, outcome.body.as_ref().and_then(Body::text)) {
                 (None, Some(body)) => match split_reply(body, rows) {
                     Ok(items) => (items.into_iter().map(Some).collect(), None),
                     Err(e) => (vec![None; rows], Some(e)),

@@ -1,24 +1,26 @@
-//! The async scalar UDF behind `http_get` and `http_post`.
+//! The async scalar UDF behind every HTTP function.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Field, FieldRef};
 use async_trait::async_trait;
 use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
-use super::args::{RowArgs, check};
+use super::args::check;
+use super::rows::RowArgs;
 use super::{Kind, Policy, Session, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
 use crate::engine::{held, map_ordered, metrics, within};
 use crate::runtime::AsyncRuntime;
-use crate::transport::{ErrorKind, Outcome, redact};
+use crate::transport::{Body, ErrorKind, Outcome, redact};
 
-/// `http_get` or `http_post`, bound to a session's [`AsyncRuntime`] (or not yet:
+/// An HTTP function, bound to a session's [`AsyncRuntime`] (or not yet:
 /// built by [`crate::expr_fn`], bound when the query is planned).
 #[derive(Debug)]
 pub(crate) struct HttpFunc {
@@ -76,8 +78,23 @@ impl ScalarUDFImpl for HttpFunc {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        check(self.kind, arg_types)?;
-        Ok(output::return_type())
+        check(self.kind, arg_types, &[])?;
+        Ok(output::return_type(self.kind.binary()))
+    }
+
+    /// Checks a literal method too (`http_request('BREW', …)` is a plan error).
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        check(self.kind, &types, args.scalar_arguments)?;
+        Ok(Arc::new(Field::new(
+            self.name(),
+            output::return_type(self.kind.binary()),
+            true,
+        )))
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -99,7 +116,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
         };
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
         let semaphore = runtime.budget().semaphore(engine.max_in_flight.get());
-        let session = Session::of(runtime);
+        let session = &Session::new(runtime, policy)?;
         let secrets = runtime.secrets();
         let on_error = http.row_errors(&engine);
         let rows_ref = &rows;
@@ -111,7 +128,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
             if outcome.error.is_some() {
                 metrics::failed(outcome.kind.label());
             }
-            held::hold(outcome.body.as_ref().map_or(0, String::len));
+            held::hold(outcome.body.as_ref().map_or(0, Body::len));
             match (&outcome.error, on_error) {
                 (Some(error), OnError::Fail) => exec_err!(
                     "{}: row {i} of the batch, url '{}': {error}",
@@ -127,6 +144,9 @@ impl AsyncScalarUDFImpl for HttpFunc {
         for (i, outcome) in outcomes {
             column[i] = Some(outcome);
         }
-        Ok(ColumnarValue::Array(output::build(column)))
+        Ok(ColumnarValue::Array(output::build(
+            column,
+            self.kind.binary(),
+        )))
     }
 }

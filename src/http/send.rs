@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use datafusion::common::Result;
+
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{GaveUp, RateLimits, RetryPolicy, Verdict, metrics, retry};
 use crate::runtime::AsyncRuntime;
 use crate::transport::{
-    AllowedHosts, HttpClient, Outcome, Request, SecretHeaders, Settings, attempt, may_retry,
+    AllowedHosts, ClientOptions, Outcome, Request, SecretHeaders, Settings, attempt, may_retry,
 };
 
 /// The settings of one invocation (`http.*`, with `async_udf.*` for the retry
@@ -18,7 +20,7 @@ pub(crate) struct Policy {
     /// What each attempt may do.
     pub transport: Settings,
     pub retry: RetryPolicy,
-    pub retry_post: bool,
+    pub retry_non_idempotent: bool,
     pub requests_per_second: f64,
 }
 
@@ -34,48 +36,64 @@ impl Policy {
                 max_body_bytes: c.max_body_bytes,
                 allowed_hosts: AllowedHosts::parse(&c.allowed_hosts),
                 max_redirects: c.max_redirects,
-                connect_timeout: millis(c.connect_timeout_ms),
+                client: ClientOptions {
+                    connect_timeout: millis(c.connect_timeout_ms),
+                    compression: c.compression,
+                    proxy: c.proxy.clone(),
+                    ca_file: c.ca_file.clone(),
+                    client_cert: c.client_cert.clone(),
+                    client_key: c.client_key.clone(),
+                    tls_insecure: c.tls_insecure,
+                    user_agent: c.user_agent.clone(),
+                },
                 secret_headers: SecretHeaders::new(&c.secret_headers),
             },
             retry: c
                 .retry_policy(engine)
                 .with_deadline(millis(c.total_timeout_ms)),
-            retry_post: c.retry_post,
+            retry_non_idempotent: c.retry_non_idempotent || c.retry_post,
             requests_per_second: c.requests_per_second,
         }
     }
 }
 
-/// The session's pieces a request uses: its HTTP clients and its rate limits.
-#[derive(Debug, Clone, Copy)]
+/// The session's pieces a request uses: the HTTP client for the invocation's
+/// settings and the session's rate limits.
+#[derive(Debug, Clone)]
 pub(crate) struct Session<'a> {
-    pub http: &'a HttpClient,
+    pub client: reqwest::Client,
     pub rate: &'a RateLimits,
 }
 
 impl<'a> Session<'a> {
-    /// The pieces of `runtime`.
-    pub(crate) fn of(runtime: &'a AsyncRuntime) -> Self {
-        Self {
-            http: runtime.http(),
+    /// The pieces of `runtime` for `policy`, or a query error when the client
+    /// settings cannot make a client (a file that cannot be read, a bad proxy).
+    pub(crate) fn new(runtime: &'a AsyncRuntime, policy: &Policy) -> Result<Self> {
+        let client = runtime
+            .http()
+            .client(&policy.transport.client)
+            .map_err(|e| datafusion::common::DataFusionError::Execution(e))?;
+        Ok(Self {
+            client,
             rate: runtime.rate(),
-        }
+        })
     }
 }
 
-/// Sends `request` with retries (transient failures, never a POST unless
-/// `http.retry_post`), the per-host rate limit and a pause of the host after a
-/// 429. Never panics; every failure is described in the outcome.
-pub(crate) async fn send(session: Session<'_>, request: Request, policy: &Policy) -> Outcome {
+/// Sends `request` with retries (transient failures; a method that is not
+/// idempotent only with `http.retry_non_idempotent`), the per-host rate limit
+/// and a pause of the host after a 429. Never panics; every failure is
+/// described in the outcome.
+pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Outcome {
     let start = Instant::now();
     let host = request.url.host_str().unwrap_or_default().to_string();
-    let retries = if may_retry(&request.method, policy.retry_post) {
+    let retries = if may_retry(&request.method, policy.retry_non_idempotent) {
         policy.retry
     } else {
         policy.retry.with_max_retries(0)
     };
     let settings = &policy.transport;
-    let client = &session.http.client(settings.connect_timeout);
+    let client = &session.client;
     let (request, host) = (&request, host.as_str());
     let done = retry(
         retries,

@@ -12,6 +12,11 @@
 //!   not UTF-8; `GET /redirect/{n}` — `n` redirects, then 200; `GET /redirect-loop`;
 //!   `GET /redirect-to?url=U` — a redirect to `U`.
 //! * `GET /stats` — the [`MockStats`] counters as JSON.
+//! * Real-world answers: compressed (`/compress/{n}`, `/gzip/{n}`, `/deflate/{n}`,
+//!   `/brotli/{n}`, `/zstd/{n}`, `/zeros/{n}`), binary (`/image/png`), in another
+//!   charset (`/encoding/latin1`), chosen headers (`/response-headers?k=v`).
+//! * A forward proxy: a request with an absolute URI (`GET http://any.host/echo`)
+//!   is served by the mock itself and counted in [`MockStats::proxied`].
 //!
 //! [`Faults`] (seeded, deterministic per request id) inject 503s, 429s with
 //! `Retry-After`, a per-minute request limit like TheCatAPI's free tier, connection
@@ -24,6 +29,7 @@
 mod faults;
 mod routes;
 mod stats;
+mod web;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,6 +41,7 @@ use tokio::sync::oneshot;
 
 pub use faults::Faults;
 pub use stats::MockStats;
+pub use web::PNG_BYTES;
 
 /// The latency the mock waits for a request with `id`, `median_ms` and `p99_ms`
 /// in its query string: log-normal, drawn deterministically from the id.

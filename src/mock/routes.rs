@@ -172,6 +172,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/redirect-to", get(redirect_to))
         .route("/stats", get(stats))
         .route("/flaky/{id}", any(flaky))
+        .merge(super::web::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            super::web::count_proxied,
+        ))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     peak_in_flight: AtomicU64,
     throttled: AtomicU64,
     max_overtaken: AtomicU64,
+    proxied: AtomicU64,
     flight: Mutex<Flight>,
 }
 
@@ -45,6 +46,8 @@ pub struct MockStats {
     /// The same mean up to the last request's arrival: how busy clients kept the
     /// server while they still had requests to send.
     pub admitting_in_flight: f64,
+    /// Requests that arrived as to a forward proxy (an absolute URI).
+    pub proxied: u64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).
@@ -70,6 +73,7 @@ impl Counters {
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
             throttled: self.throttled.load(Ordering::SeqCst),
             max_overtaken: self.max_overtaken.load(Ordering::SeqCst),
+            proxied: self.proxied.load(Ordering::SeqCst),
             ..MockStats::default()
         }
     }
@@ -80,6 +84,7 @@ impl Counters {
         self.completed.store(0, Ordering::SeqCst);
         self.throttled.store(0, Ordering::SeqCst);
         self.max_overtaken.store(0, Ordering::SeqCst);
+        self.proxied.store(0, Ordering::SeqCst);
         *self.flight.lock() = Flight::default();
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -89,6 +94,10 @@ impl Counters {
 impl Counters {
     pub(crate) fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn proxied(&self) {
+        self.proxied.fetch_add(1, Ordering::SeqCst);
     }
 }
 

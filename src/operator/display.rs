@@ -12,17 +12,29 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::transport::SecretHeaders;
 
-/// What plans hide: values of the secret header names (the transport's one
-/// list: built-in names and `http.secret_headers`) in literal maps.
+/// How plans show the calls: values of the secret header names (the
+/// transport's one list: built-in names and `http.secret_headers`) in literal
+/// maps hidden, and a warning when certificates are not verified.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secret: SecretHeaders,
+    insecure: bool,
 }
 
 impl Redactor {
-    pub fn new(extra: &str) -> Self {
+    pub fn new(extra: &str, tls_insecure: bool) -> Self {
         Self {
             secret: SecretHeaders::new(extra),
+            insecure: tls_insecure,
+        }
+    }
+
+    /// What the plan adds after the calls: the `http.tls_insecure` warning.
+    pub fn note(&self) -> &'static str {
+        if self.insecure {
+            ", http.tls_insecure=true (server certificates are NOT verified)"
+        } else {
+            ""
         }
     }
 

@@ -117,8 +117,15 @@ impl DisplayAs for AsyncPipelineExec {
             })
             .collect();
         match t {
-            DisplayFormatType::TreeRender => write!(f, "async_expr={}", exprs.join(", ")),
-            _ => write!(f, "AsyncPipelineExec: async_expr=[{}]", exprs.join(", ")),
+            DisplayFormatType::TreeRender => {
+                write!(f, "async_expr={}{}", exprs.join(", "), self.redactor.note())
+            }
+            _ => write!(
+                f,
+                "AsyncPipelineExec: async_expr=[{}]{}",
+                exprs.join(", "),
+                self.redactor.note()
+            ),
         }
     }
 }

@@ -107,7 +107,7 @@ impl ExtensionPlanner for AsyncCallsPlanner {
             input,
             Arc::clone(&self.runtime),
             settings.fan_out,
-            Redactor::new(&http.secret_headers),
+            Redactor::new(&http.secret_headers, http.tls_insecure),
         )?)))
     }
 }

@@ -4,11 +4,12 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::LOCATION;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Client, Method, Response, StatusCode, Url};
 
+use super::charset;
 use super::policy::{Settings, retry_after, transient_status};
-use super::request::{ErrorKind, Outcome, Request};
+use super::request::{Body, ErrorKind, Outcome, Request};
 
 /// The outcome of one attempt and whether another one may help.
 #[derive(Debug)]
@@ -90,7 +91,7 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
         let status = response.status();
         let location = response.headers().get(LOCATION).cloned();
         let (true, Some(location)) = (status.is_redirection(), location) else {
-            return read(response, settings.max_body_bytes).await;
+            return read(response, settings.max_body_bytes, request.binary).await;
         };
         let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
             Some(next) if matches!(next.scheme(), "http" | "https") => next,
@@ -128,17 +129,22 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
     )
 }
 
-async fn read(mut response: Response, max_body: u64) -> Tried {
+async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
     let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
     let mut tried = Tried {
         outcome: Outcome {
             status: Some(status.as_u16()),
             ..Outcome::default()
         },
         transient: transient_status(status),
-        retry_after: retry_after(response.headers()),
+        retry_after: retry_after(&headers),
     };
+    // the length on the wire; a compressed body has none here (it is decoded
+    // as it arrives), so its decoded size is checked chunk by chunk below: a
+    // compression bomb is cut off at max_body, never inflated
     if response.content_length().is_some_and(|n| n > max_body) {
+        tried.outcome.headers = headers;
         tried.outcome.fail(ErrorKind::Body, too_large(max_body));
         return tried;
     }
@@ -146,37 +152,44 @@ async fn read(mut response: Response, max_body: u64) -> Tried {
     // growing Vec would briefly hold twice the body on every reallocation
     let known = response.content_length().unwrap_or(0);
     let mut bytes = Vec::with_capacity(usize::try_from(known).unwrap_or(0));
-    loop {
+    let read = loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if (bytes.len() + chunk.len()) as u64 > max_body {
-                    tried.outcome.fail(ErrorKind::Body, too_large(max_body));
-                    return tried;
+                    break Err((ErrorKind::Body, too_large(max_body), false));
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            Ok(None) => break,
+            Ok(None) => break Ok(()),
             Err(e) => {
                 let (_, error) = describe(&e);
-                tried
-                    .outcome
-                    .fail(ErrorKind::Body, format!("reading body failed: {error}"));
-                tried.transient = true;
-                return tried;
+                break Err((
+                    ErrorKind::Body,
+                    format!("reading body failed: {error}"),
+                    true,
+                ));
             }
         }
+    };
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    tried.outcome.headers = headers;
+    if let Err((kind, error, transient)) = read {
+        tried.outcome.fail(kind, error);
+        tried.transient |= transient;
+        return tried;
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => tried.outcome.body = Some(text),
-        Err(e) => {
-            tried.outcome.fail(
-                ErrorKind::Body,
-                format!(
-                    "response body is not valid UTF-8 ({} bytes, first invalid byte at {})",
-                    e.as_bytes().len(),
-                    e.utf8_error().valid_up_to()
-                ),
-            );
+    let body = if binary {
+        Ok(Body::Bytes(bytes.into()))
+    } else {
+        charset::decode(bytes, content_type.as_deref()).map(Body::Text)
+    };
+    match body {
+        Ok(body) => tried.outcome.body = Some(body),
+        Err(error) => {
+            tried.outcome.fail(ErrorKind::Body, error);
             return tried;
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
-use super::SecretHeaders;
+use super::{ClientOptions, SecretHeaders};
 
 /// Everything one attempt needs from the settings (`http.*`, read once per
 /// invocation by the functions).
@@ -18,8 +18,8 @@ pub(crate) struct Settings {
     pub max_body_bytes: u64,
     pub allowed_hosts: AllowedHosts,
     pub max_redirects: u32,
-    /// TCP + TLS set-up; `None` = no limit.
-    pub connect_timeout: Option<Duration>,
+    /// What the client is built with (connect timeout, compression, proxy, TLS).
+    pub client: ClientOptions,
     /// Headers dropped when a redirect leaves the origin.
     pub secret_headers: SecretHeaders,
 }
@@ -58,9 +58,20 @@ pub(crate) fn transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
-/// Whether a failed `method` request may be sent again.
-pub(crate) fn may_retry(method: &Method, retry_post: bool) -> bool {
-    *method != Method::POST || retry_post
+/// Whether a failed `method` request may be sent again: idempotent methods
+/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) always, others (POST, PATCH, …)
+/// only when `retry_non_idempotent`.
+pub(crate) fn may_retry(method: &Method, retry_non_idempotent: bool) -> bool {
+    retry_non_idempotent
+        || matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::PUT
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
+        )
 }
 
 /// `Retry-After` as delta-seconds or an HTTP-date.
@@ -132,8 +143,22 @@ mod tests {
         for code in [200, 400, 401, 403, 404, 409, 422, 500, 501] {
             assert!(!transient_status(StatusCode::from_u16(code).unwrap()));
         }
-        assert!(may_retry(&Method::GET, false));
-        assert!(!may_retry(&Method::POST, false));
-        assert!(may_retry(&Method::POST, true));
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            assert!(may_retry(&m, false), "{m}");
+        }
+        for m in [
+            Method::POST,
+            Method::PATCH,
+            Method::from_bytes(b"PURGE").unwrap(),
+        ] {
+            assert!(!may_retry(&m, false), "{m}");
+            assert!(may_retry(&m, true), "{m}");
+        }
     }
 }

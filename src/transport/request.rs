@@ -1,5 +1,6 @@
 //! One HTTP request, and its outcome as a row value.
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
@@ -9,7 +10,9 @@ pub struct Request {
     pub method: Method,
     pub url: Url,
     pub headers: HeaderMap,
-    pub body: Option<String>,
+    pub body: Option<Bytes>,
+    /// The answer's body is wanted as exact bytes, not as text.
+    pub binary: bool,
     /// Headers whose values came from `secret(…)`: dropped, like the secret header
     /// names, when a redirect leaves the origin.
     pub secret_headers: Vec<HeaderName>,
@@ -60,12 +63,48 @@ impl ErrorKind {
     }
 }
 
+/// A response body: text (decoded from its declared charset, UTF-8 if none),
+/// or exact bytes when the request asked for them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Text(String),
+    Bytes(Bytes),
+}
+
+impl Body {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            Self::Bytes(b) => b.len(),
+        }
+    }
+
+    /// The text, if it is text.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text(t) => Some(t),
+            Self::Bytes(_) => None,
+        }
+    }
+
+    /// The bytes: of the text in UTF-8, or as received.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(t) => t.as_bytes(),
+            Self::Bytes(b) => b,
+        }
+    }
+}
+
 /// What a row gets: `error` is `None` exactly when a 2xx response arrived and its
 /// body was read in full; `status` is `None` when no response arrived.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     pub status: Option<u16>,
-    pub body: Option<String>,
+    pub body: Option<Body>,
+    /// The response headers (empty when no response arrived).
+    pub headers: HeaderMap,
     pub error: Option<String>,
     /// What kind of failure `error` is (meaningless without one).
     pub kind: ErrorKind,

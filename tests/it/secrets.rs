@@ -108,6 +108,18 @@ async fn urls_bodies_and_other_hosts_get_an_error_and_no_request() {
     )
     .await;
     assert!(out.contains("not in the body"), "{out}");
+    // in query parameters and form fields
+    let out = text(
+        &ctx,
+        &format!(
+            "SELECT http_get('{0}', NULL, MAP {{'k': secret('TEST_TOKEN')}})['error'] AS p, \
+             http_post_form('{0}', NULL, MAP {{'k': secret('TEST_TOKEN')}})['error'] AS f",
+            api.url("/echo")
+        ),
+    )
+    .await;
+    assert!(out.contains("not in a query parameter"), "{out}");
+    assert!(out.contains("not in a form field"), "{out}");
     // to a host outside its scope (localhost is not 127.0.0.1 by name)
     let other = api.url("/echo").replace("127.0.0.1", "localhost");
     let out = text(
