@@ -64,10 +64,10 @@ pub fn check(kind: Kind, arg_types: &[DataType], literals: &[Option<&ScalarValue
         }
         if *param == Param::Method {
             let literal = literals.get(i).copied().flatten();
-            if let Some(Some(Some(raw))) = literal.map(ScalarValue::try_as_str) {
-                if let Err(e) = method(raw) {
-                    return plan_err!("{fname}: argument {} (method): {e}", i + 1);
-                }
+            if let Some(Some(Some(raw))) = literal.map(ScalarValue::try_as_str)
+                && let Err(e) = method(raw)
+            {
+                return plan_err!("{fname}: argument {} (method): {e}", i + 1);
             }
         }
     }

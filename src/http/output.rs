@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Fields};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 
-use crate::transport::Outcome;
+use crate::transport::{Body, Outcome};
 
 /// `STRUCT<status INT, body VARCHAR (BINARY when binary), error VARCHAR,
 /// attempts INT, elapsed_ms BIGINT, headers MAP(VARCHAR, VARCHAR), content_type
@@ -70,7 +70,7 @@ pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
         .iter()
         .flatten()
         .filter_map(|o| o.body.as_ref())
-        .map(|b| b.len())
+        .map(Body::len)
         .sum();
     let error_bytes = rows
         .iter()
@@ -97,9 +97,9 @@ pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
         let body = o.and_then(|o| o.body.as_ref());
         size.append_option(body.map(|b| i64::try_from(b.len()).unwrap_or(i64::MAX)));
         if binary {
-            bytes.append_option(body.map(crate::transport::Body::bytes));
+            bytes.append_option(body.map(Body::bytes));
         } else {
-            text.append_option(body.and_then(crate::transport::Body::text));
+            text.append_option(body.and_then(Body::text));
         }
         error.append_option(o.and_then(|o| o.error.as_deref()));
         attempts.append_option(o.map(|o| i32::try_from(o.attempts).unwrap_or(i32::MAX)));
@@ -108,27 +108,23 @@ pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
             code.and_then(|c| StatusCode::from_u16(c).ok())
                 .and_then(|c| c.canonical_reason()),
         );
-        match o.filter(|o| o.status.is_some()) {
-            Some(o) => {
-                content_type
-                    .append_option(o.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()));
-                for name in o.headers.keys() {
-                    let mut joined = String::new();
-                    for value in o.headers.get_all(name) {
-                        if !joined.is_empty() {
-                            joined.push_str(", ");
-                        }
-                        joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        if let Some(o) = o.filter(|o| o.status.is_some()) {
+            content_type.append_option(o.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+            for name in o.headers.keys() {
+                let mut joined = String::new();
+                for value in o.headers.get_all(name) {
+                    if !joined.is_empty() {
+                        joined.push_str(", ");
                     }
-                    headers.keys().append_value(name.as_str());
-                    headers.values().append_value(joined);
+                    joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
                 }
-                let _ = headers.append(true);
+                headers.keys().append_value(name.as_str());
+                headers.values().append_value(joined);
             }
-            None => {
-                content_type.append_null();
-                let _ = headers.append(false);
-            }
+            let _ = headers.append(true);
+        } else {
+            content_type.append_null();
+            let _ = headers.append(false);
         }
     }
     let body: ArrayRef = if binary {

@@ -72,7 +72,7 @@ impl<'a> Session<'a> {
         let client = runtime
             .http()
             .client(&policy.transport.client)
-            .map_err(|e| datafusion::common::DataFusionError::Execution(e))?;
+            .map_err(datafusion::common::DataFusionError::Execution)?;
         Ok(Self {
             client,
             rate: runtime.rate(),

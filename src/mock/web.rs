@@ -88,10 +88,7 @@ async fn text(
         .unwrap_or("");
     let head = format!("{{\"accept_encoding\":\"{asked}\",\"text\":\"");
     let fill = n.saturating_sub(head.len() + 2).min(64 << 20);
-    let body = format!(
-        "{head}{}\"}}",
-        "abcdefgh".repeat(fill / 8 + 1)[..fill].to_string()
-    );
+    let body = format!("{head}{}\"}}", &"abcdefgh".repeat(fill / 8 + 1)[..fill]);
     guard.complete();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

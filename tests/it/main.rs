@@ -14,6 +14,7 @@ mod map_in_batches;
 mod memory;
 mod noop;
 mod pipeline;
+mod proxy;
 mod readme;
 mod register;
 mod resilience;
