@@ -34,7 +34,8 @@ fn call(kind: Kind, args: Vec<Expr>) -> Expr {
 }
 
 /// `http_get(url)`: one GET per row with a non-NULL url; a struct of `status`,
-/// `body`, `error`, `attempts`, `elapsed_ms`.
+/// `body`, `error`, `attempts`, `elapsed_ms`, `headers`, `content_type`,
+/// `reason`, `size`.
 pub fn http_get(url: Expr) -> Expr {
     call(Kind::Get, vec![url])
 }
@@ -52,4 +53,16 @@ pub fn http_post(url: Expr, body: Expr) -> Expr {
 /// `http_post(url, body, headers)`, `headers` a `MAP<VARCHAR, VARCHAR>`.
 pub fn http_post_with_headers(url: Expr, body: Expr, headers: Expr) -> Expr {
     call(Kind::Post, vec![url, body, headers])
+}
+
+/// `http_get_bytes(url)`: [`http_get`] with the body as `BINARY`, the exact bytes.
+pub fn http_get_bytes(url: Expr) -> Expr {
+    call(Kind::GetBytes, vec![url])
+}
+
+/// `http_request(method, url, headers, body)`: one request per row with any of
+/// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (`headers` a
+/// `MAP<VARCHAR, VARCHAR>` or NULL, `body` `VARCHAR`/`BINARY` or NULL).
+pub fn http_request(method: Expr, url: Expr, headers: Expr, body: Expr) -> Expr {
+    call(Kind::Request, vec![method, url, headers, body])
 }

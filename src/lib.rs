@@ -4,7 +4,9 @@
 //! service once per row with many calls in flight, keep the row order, and land or
 //! discard the answers.
 //!
-//! * SQL: `http_get(url [, headers])`, `http_post(url, body [, headers])`, the
+//! * SQL: `http_get(url [, headers [, params]])`, `http_post(url, body [, headers])`,
+//!   `http_put`, `http_patch`, `http_delete`, `http_head`, `http_post_form`,
+//!   `http_request(method, …)`, `http_get_bytes`, `http_request_bytes`, `urlencode`, the
 //!   `map_in_batches(handler, (subquery), args…)` table function, `secret(name)`,
 //!   `COPY … STORED AS NOOP` and `STORED AS NOOP` tables; the JSON functions of
 //!   `datafusion-functions-json`; the README documents each.

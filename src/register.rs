@@ -40,7 +40,8 @@ impl SessionLike for &mut SessionState {
 }
 
 /// Registers everything on `session` (`&ctx` or `&mut state`): the `async_udf.`
-/// and `http.` config namespaces, `http_get`, `http_post`, the JSON functions of
+/// and `http.` config namespaces, the HTTP functions (`http_get`, `http_post`,
+/// `http_request`, …, `urlencode`), the JSON functions of
 /// `datafusion-functions-json` (`json_get_str`, `->>`, …), the `NOOP` file format
 /// (for `COPY`) and the `NOOP` table factory (for `CREATE EXTERNAL TABLE …
 /// STORED AS NOOP`), the `map_in_batches` table function with its built-in

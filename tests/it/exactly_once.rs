@@ -1,6 +1,6 @@
 //! Exactly once: every async call written in a query is evaluated once per input
 //! row, whatever reads its result. A matrix of query shapes × {http_get,
-//! http_post, a typed function, map_in_batches}, counted per id where the call
+//! http_post, http_request, a typed function, map_in_batches}, counted per id where the call
 //! lands (the mock server, or the typed function's own counter).
 
 use crate::common;
@@ -153,6 +153,19 @@ async fn http_get_once_per_row_in_every_shape() {
 async fn http_post_once_per_row_in_every_shape() {
     http_matrix("http_post", |v| {
         format!("http_post('{{BASE}}' || {v} || '?fail={FAIL}', 'row ' || {v})")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn http_request_once_per_row_in_every_shape() {
+    // a method per row (PATCH retried only because the setup turns on
+    // http.retry_post, the former name of http.retry_non_idempotent)
+    http_matrix("http_request", |v| {
+        format!(
+            "http_request(CASE {v} % 3 WHEN 0 THEN 'PUT' WHEN 1 THEN 'PATCH' ELSE 'DELETE' END, \
+             '{{BASE}}' || {v} || '?fail={FAIL}', NULL, 'row ' || {v})"
+        )
     })
     .await;
 }

@@ -8,7 +8,9 @@ use arrow::datatypes::Int32Type;
 use common::{context, mock};
 use datafusion::functions::core::expr_ext::FieldAccessor;
 use datafusion::prelude::{SessionContext, col, concat, lit};
-use datafusion_async_udf::expr_fn::{http_get, http_get_with_headers, http_post};
+use datafusion_async_udf::expr_fn::{
+    http_get, http_get_bytes, http_get_with_headers, http_post, http_request,
+};
 
 fn statuses(batches: &[RecordBatch]) -> Vec<i32> {
     batches
@@ -53,6 +55,33 @@ async fn http_get_and_http_post_from_the_dataframe_api() {
         ])
         .unwrap();
     assert_eq!(statuses(&post.collect().await.unwrap()), vec![200]);
+
+    // any method, and exact bytes
+    let df = ctx
+        .sql("SELECT 'PUT' AS m")
+        .await
+        .unwrap()
+        .select(vec![
+            http_request(
+                col("m"),
+                lit(api.url("/echo")),
+                lit(datafusion::scalar::ScalarValue::Null),
+                lit("b"),
+            )
+            .field("status")
+            .alias("s"),
+            http_get_bytes(lit(api.url("/image/png")))
+                .field("size")
+                .alias("png"),
+        ])
+        .unwrap();
+    let out = df.collect().await.unwrap();
+    assert_eq!(statuses(&out), vec![200]);
+    let png = out[0]
+        .column(1)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    assert_eq!(png, datafusion_async_udf::mock::PNG_BYTES as i64);
 }
 
 #[tokio::test]
