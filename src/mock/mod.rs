@@ -4,7 +4,7 @@
 //! * `GET /v1/images/search[?id=X&limit=N]` — a JSON array of N (default 1) images
 //!   `{"breeds": [], "id", "url", "width", "height"}`, like TheCatAPI;
 //!   `id` defaults to a fresh one per request.
-//! * `ANY /echo` — `{"method", "path", "query", "headers", "body"}` of the request.
+//! * `ANY /echo` — `{"version", "method", "path", "query", "headers", "body"}` of the request.
 //! * `POST /v1/batch` — a JSON array in, `[{"i": index, "row": element}, …]` out
 //!   (for `map_in_batches('post_json', …)`).
 //! * `GET /status/{code}` — that status, body `status {code}`.
@@ -22,6 +22,10 @@
 //! `Retry-After`, a per-minute request limit like TheCatAPI's free tier, connection
 //! resets and slow answers.
 //!
+//! [`MockApi::start_tls`] serves the same routes over TLS with a [`TestPki`]'s
+//! server certificate (for `localhost` and `127.0.0.1`), optionally requiring
+//! a client certificate.
+//!
 //! It binds 127.0.0.1 only. Tests start it in-process on port 0 with
 //! [`MockApi::start`]; `dfasync mock-api --port 8089 --latency-ms 350` runs it
 //! from the command line.
@@ -29,6 +33,7 @@
 mod faults;
 mod routes;
 mod stats;
+mod tls;
 mod web;
 
 use std::io;
@@ -41,6 +46,7 @@ use tokio::sync::oneshot;
 
 pub use faults::Faults;
 pub use stats::MockStats;
+pub use tls::TestPki;
 pub use web::PNG_BYTES;
 
 /// The latency the mock waits for a request with `id`, `median_ms` and `p99_ms`
@@ -78,6 +84,7 @@ impl MockConfig {
 #[derive(Debug)]
 pub struct MockApi {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<routes::State>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<io::Result<()>>>,
@@ -92,12 +99,33 @@ impl MockApi {
     /// Starts on 127.0.0.1:`port` (0 = any free port).
     #[allow(clippy::unused_async)] // binding is synchronous today; callers await a start
     pub async fn start_on(port: u16, config: MockConfig) -> io::Result<Self> {
-        let socket = TcpSocket::new_v4()?;
-        socket.set_reuseaddr(true)?;
-        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-        // a deep backlog: benchmarks open a thousand connections at once
-        let listener = socket.listen(4096)?;
+        let listener = bind(port)?;
         let addr = listener.local_addr()?;
+        Ok(Self::serve(listener, addr, "http", config))
+    }
+
+    /// Starts over TLS on 127.0.0.1 with an ephemeral port, presenting `pki`'s
+    /// server certificate; `mutual`: only clients presenting a certificate
+    /// signed by `pki`'s CA get an answer. [`Self::base_url`] is then
+    /// `https://localhost:PORT`.
+    #[allow(clippy::unused_async)] // as start_on
+    pub async fn start_tls(config: MockConfig, pki: &TestPki, mutual: bool) -> io::Result<Self> {
+        let tcp = bind(0)?;
+        let addr = tcp.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config(mutual)?));
+        Ok(Self::serve(
+            tls::TlsListener { tcp, acceptor },
+            addr,
+            "https",
+            config,
+        ))
+    }
+
+    fn serve<L>(listener: L, addr: SocketAddr, scheme: &'static str, config: MockConfig) -> Self
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let state = Arc::new(routes::State::new(config));
         let app = routes::router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
@@ -108,12 +136,13 @@ impl MockApi {
                 })
                 .await
         });
-        Ok(Self {
+        Self {
             addr,
+            scheme,
             state,
             shutdown: Some(tx),
             task: Some(task),
-        })
+        }
     }
 
     /// The address it listens on.
@@ -121,12 +150,15 @@ impl MockApi {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` over TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// [`Self::base_url`] followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url())
     }
@@ -165,6 +197,15 @@ impl MockApi {
             None => Ok(()),
         }
     }
+}
+
+/// A listening socket on 127.0.0.1:`port`, with a deep backlog: benchmarks
+/// open a thousand connections at once.
+fn bind(port: u16) -> io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    socket.listen(4096)
 }
 
 impl Drop for MockApi {

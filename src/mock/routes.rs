@@ -229,6 +229,7 @@ async fn search(Extract(state): Shared, Query(query): Params) -> Response {
 async fn echo(
     Extract(state): Shared,
     Query(query): Params,
+    version: axum::http::Version,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -245,6 +246,7 @@ async fn echo(
         })
         .collect();
     let reply = json!({
+        "version": format!("{version:?}"),
         "method": method.as_str(),
         "path": uri.path(),
         "query": query,
