@@ -36,6 +36,35 @@ async fn command_calls_the_api() {
     assert_eq!(api.stats().requests, 1);
 }
 
+/// The proxy environment variables are honoured (a process of its own: the
+/// tests share theirs), and NO_PROXY bypasses the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_environment_variables_are_honoured() {
+    let api = common::mock(0).await;
+    let proxy = api.base_url();
+    blocking(move || {
+        dfasync()
+            .env("HTTP_PROXY", &proxy)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .args(["-q", "--format", "csv", "-c"])
+            .arg("SELECT http_get('http://svc.invalid/echo')['status'] AS status")
+            .assert()
+            .success()
+            .stdout(contains("status\n200\n"));
+        dfasync()
+            .env("HTTP_PROXY", &proxy)
+            .env("NO_PROXY", "svc.invalid")
+            .args(["-q", "--format", "csv", "-c"])
+            .arg("SELECT http_get('http://svc.invalid/echo')['error'] LIKE 'connection failed%' AS direct")
+            .assert()
+            .success()
+            .stdout(contains("direct\ntrue\n"));
+    })
+    .await;
+    assert_eq!(api.stats().proxied, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_functions_noop_and_set_are_registered() {
     let api = common::mock(0).await;
