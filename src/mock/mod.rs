@@ -16,7 +16,8 @@
 //!   `/brotli/{n}`, `/zstd/{n}`, `/zeros/{n}`), binary (`/image/png`), in another
 //!   charset (`/encoding/latin1`), chosen headers (`/response-headers?k=v`).
 //! * A forward proxy: a request with an absolute URI (`GET http://any.host/echo`)
-//!   is served by the mock itself and counted in [`MockStats::proxied`].
+//!   is served by the mock itself; those to `/echo` are counted in
+//!   [`MockStats::proxied`].
 //!
 //! [`Faults`] (seeded, deterministic per request id) inject 503s, 429s with
 //! `Retry-After`, a per-minute request limit like TheCatAPI's free tier, connection

@@ -173,10 +173,6 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/stats", get(stats))
         .route("/flaky/{id}", any(flaky))
         .merge(super::web::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            super::web::count_proxied,
-        ))
         .with_state(state)
 }
 
@@ -235,6 +231,10 @@ async fn echo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.authority().is_some() {
+        // asked as a forward proxy is asked: with an absolute URI
+        state.counters.proxied();
+    }
     let key = query.get("id").cloned().unwrap_or_else(|| uri.to_string());
     let headers: BTreeMap<String, String> = headers
         .iter()

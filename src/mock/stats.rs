@@ -46,7 +46,7 @@ pub struct MockStats {
     /// The same mean up to the last request's arrival: how busy clients kept the
     /// server while they still had requests to send.
     pub admitting_in_flight: f64,
-    /// Requests that arrived as to a forward proxy (an absolute URI).
+    /// Requests to `/echo` that arrived as to a forward proxy (an absolute URI).
     pub proxied: u64,
 }
 

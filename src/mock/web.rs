@@ -1,6 +1,5 @@
 //! Routes that answer like real services do: compressed, binary, in another
-//! charset, with chosen headers; and the count of requests sent through the mock
-//! as a forward proxy.
+//! charset, with chosen headers.
 
 use std::sync::Arc;
 
@@ -8,7 +7,6 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State as Extract};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use tower_http::compression::CompressionLayer;
@@ -61,19 +59,6 @@ fn forced(
                 request
             },
         ))
-}
-
-/// Counts the requests that came as to a forward proxy (absolute-form URI):
-/// the mock serves them itself, whatever the host.
-pub(crate) async fn count_proxied(
-    Extract(state): Extract<Arc<State>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.uri().authority().is_some() {
-        state.counters.proxied();
-    }
-    next.run(request).await
 }
 
 async fn text(
