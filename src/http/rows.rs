@@ -43,7 +43,7 @@ fn to_map(value: &ColumnarValue, rows: usize) -> Result<Option<MapArray>> {
 }
 
 /// The `(key, value)` pairs of row `i` of `map` (NULL values skipped).
-fn entries(map: Option<&MapArray>, i: usize) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn entries(map: Option<&MapArray>, i: usize) -> Result<Vec<(String, String)>, String> {
     let Some(map) = map.filter(|m| m.is_valid(i)) else {
         return Ok(Vec::new());
     };

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{Result, exec_datafusion_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
 use url::form_urlencoded::{Serializer, byte_serialize};
 
 use super::args::is_string;
+use super::rows::entries;
 use crate::documented::SECTION;
 
 /// The `urlencode` function.
@@ -80,14 +81,10 @@ impl ScalarUDFImpl for UrlEncode {
                     out.append_null();
                     continue;
                 }
-                let entries = map.value(i);
-                let keys = cast(entries.column(0), &DataType::Utf8)?;
-                let values = cast(entries.column(1), &DataType::Utf8)?;
-                let (keys, values) = (keys.as_string::<i32>(), values.as_string::<i32>());
+                let pairs =
+                    entries(Some(map), i).map_err(|e| exec_datafusion_err!("urlencode: {e}"))?;
                 let mut query = Serializer::new(String::new());
-                for j in (0..keys.len()).filter(|&j| values.is_valid(j)) {
-                    query.append_pair(keys.value(j), values.value(j));
-                }
+                query.extend_pairs(pairs);
                 out.append_value(query.finish());
             }
         } else {
