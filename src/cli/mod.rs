@@ -188,13 +188,23 @@ async fn queries(
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
-    if !args.file.is_empty() {
-        exec::exec_from_files(ctx, args.file, &print_options).await?;
+    let batch = async {
+        if !args.file.is_empty() {
+            exec::exec_from_files(ctx, args.file, &print_options).await?;
+        }
+        if !args.command.is_empty() {
+            exec::exec_from_commands(ctx, args.command, &print_options).await?;
+        }
+        Ok(())
+    };
+    // Ctrl-C ends the commands and drops their calls in flight, also when the
+    // process was started with SIGINT ignored (a background job of a script)
+    tokio::select! {
+        done = batch => done,
+        _ = tokio::signal::ctrl_c() => {
+            Err(DataFusionError::Execution("interrupted (Ctrl-C)".into()))
+        }
     }
-    if !args.command.is_empty() {
-        exec::exec_from_commands(ctx, args.command, &print_options).await?;
-    }
-    Ok(())
 }
 
 /// A session set up like datafusion-cli's, with everything of this crate registered.

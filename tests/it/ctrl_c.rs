@@ -127,9 +127,7 @@ async fn ctrl_c_ends_a_command_and_its_calls() {
     until(&api, Duration::from_secs(30), "calls in flight", busy).await;
 
     interrupt(&child);
-    // the calls take a minute: ending well before proves they were stopped
-    // (a loaded two-core machine once took more than 5 s to reap the process)
-    let status = exited(&mut child, Duration::from_secs(30)).await;
+    let status = exited(&mut child, Duration::from_secs(5)).await;
     assert!(!status.success(), "interrupted, not finished: {status:?}");
     let idle = |s: &MockStats| s.in_flight == 0;
     until(&api, Duration::from_secs(5), "connections closed", idle).await;
