@@ -21,7 +21,7 @@ fn is_bytes(t: &DataType) -> bool {
         )
 }
 
-fn is_string_map(t: &DataType) -> bool {
+pub(crate) fn is_string_map(t: &DataType) -> bool {
     match t {
         DataType::Null => true,
         DataType::Map(entries, _) => match entries.data_type() {

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 use url::form_urlencoded::{Serializer, byte_serialize};
 
-use super::args::is_string;
+use super::args::{is_string, is_string_map};
 use super::rows::entries;
 use crate::documented::SECTION;
 
@@ -45,12 +45,6 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-fn is_map(t: &DataType) -> bool {
-    matches!(t, DataType::Map(entries, _)
-        if matches!(entries.data_type(), DataType::Struct(f)
-            if f.len() == 2 && is_string(f[0].data_type()) && is_string(f[1].data_type())))
-}
-
 impl ScalarUDFImpl for UrlEncode {
     fn name(&self) -> &'static str {
         "urlencode"
@@ -62,7 +56,7 @@ impl ScalarUDFImpl for UrlEncode {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match arg_types {
-            [t] if is_string(t) || is_map(t) => Ok(DataType::Utf8),
+            [t] if is_string(t) || is_string_map(t) => Ok(DataType::Utf8),
             [t] => plan_err!(
                 "urlencode: argument 1 (value) must be VARCHAR or MAP(VARCHAR, VARCHAR), got {t}"
             ),

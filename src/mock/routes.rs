@@ -313,14 +313,18 @@ async fn status(Extract(state): Shared, Query(query): Params, Path(code): Path<u
 /// `n` bytes of `x` (capped at 100 MB), streamed without a length.
 async fn bytes(Extract(state): Shared, Path(n): Path<u64>) -> Response {
     let guard = state.counters.begin();
-    let n = n.min(100 << 20);
-    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    guard.complete();
+    Response::new(streamed(b'x', n.min(100 << 20)))
+}
+
+/// A body of `n` bytes `byte`, streamed in 64 KiB chunks (never held whole).
+pub(crate) fn streamed(byte: u8, n: u64) -> Body {
+    let chunk = Bytes::from(vec![byte; 64 * 1024]);
     let chunks = (0..n.div_ceil(64 * 1024)).map(move |i| {
         let len = (n - i * 64 * 1024).min(64 * 1024) as usize;
         Ok::<_, std::io::Error>(chunk.slice(..len))
     });
-    guard.complete();
-    Response::new(Body::from_stream(futures::stream::iter(chunks)))
+    Body::from_stream(futures::stream::iter(chunks))
 }
 
 async fn invalid_utf8(Extract(state): Shared) -> Response {

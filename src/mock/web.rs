@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State as Extract};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use tower_http::compression::CompressionLayer;
 
-use super::routes::State;
+use super::routes::{State, streamed};
 
 /// The size of `GET /image/png` (httpbin's PNG is this long too).
 pub const PNG_BYTES: usize = 8_090;
@@ -80,15 +79,10 @@ async fn text(
 
 async fn zeros(Extract(state): Extract<Arc<State>>, Path(n): Path<u64>) -> Response {
     let guard = state.counters.begin();
-    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
-    let chunks = (0..n.div_ceil(64 * 1024)).map(move |i| {
-        let len = (n - i * 64 * 1024).min(64 * 1024) as usize;
-        Ok::<_, std::io::Error>(chunk.slice(..len))
-    });
     guard.complete();
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
-        Body::from_stream(futures::stream::iter(chunks)),
+        streamed(0, n),
     )
         .into_response()
 }
