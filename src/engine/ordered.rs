@@ -57,7 +57,9 @@ where
                 let permit = permit.map_err(|e| internal_datafusion_err!("budget closed: {e}"))?;
                 if let Some((index, item)) = next.take() {
                     results.push(None);
-                    let call = call(item);
+                    // boxed at once: a call's future (a whole HTTP exchange) is
+                    // kilobytes, and every move below would copy it
+                    let call = Box::pin(call(item));
                     let guard = metrics::start_call();
                     let expected = held::expect();
                     in_flight.push(async move {

@@ -38,15 +38,29 @@ impl RateLimits {
     /// Waits until a request to `key` may start: after any pause of `key`, then
     /// within `per_second` (0 or less = unlimited). Returns the time waited.
     pub async fn acquire(&self, key: &str, per_second: f64) -> Duration {
+        let limiter = self.limiter(per_second);
+        if limiter.is_none() && self.paused.lock().is_empty() {
+            return Duration::ZERO;
+        }
         let start = Instant::now();
         loop {
-            let until = self.paused.lock().get(key).copied();
+            let until = {
+                let mut paused = self.paused.lock();
+                match paused.get(key) {
+                    // an ended pause goes, so that a session's map empties again
+                    Some(t) if *t <= Instant::now() => {
+                        paused.remove(key);
+                        None
+                    }
+                    t => t.copied(),
+                }
+            };
             match until {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
                 _ => break,
             }
         }
-        if let Some(limiter) = self.limiter(per_second) {
+        if let Some(limiter) = limiter {
             limiter.until_key_ready(&key.to_string()).await;
         }
         start.elapsed()

@@ -111,11 +111,13 @@ pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
         if let Some(o) = o.filter(|o| o.status.is_some()) {
             content_type.append_option(o.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()));
             for name in o.headers.keys() {
-                let mut joined = String::new();
-                for value in o.headers.get_all(name) {
-                    if !joined.is_empty() {
-                        joined.push_str(", ");
-                    }
+                let mut values = o.headers.get_all(name).iter();
+                let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
+                let mut joined = first.unwrap_or_default();
+                // a repeated header is one entry, its values joined as HTTP allows
+                for value in values {
+                    let joined = joined.to_mut();
+                    joined.push_str(", ");
                     joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
                 }
                 headers.keys().append_value(name.as_str());

@@ -98,9 +98,8 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     let done = retry(
         retries,
         |_, left| async move {
-            let waiting = Instant::now();
-            session.rate.acquire(host, policy.requests_per_second).await;
-            metrics::rate_waited(waiting.elapsed());
+            let waited = session.rate.acquire(host, policy.requests_per_second).await;
+            metrics::rate_waited(waited);
             let tried = attempt(client, request, settings, left).await;
             if tried.outcome.status == Some(429) {
                 metrics::throttled();

@@ -1,6 +1,7 @@
 //! One attempt of a request: redirects followed by hand (so every hop is checked
 //! against `http.allowed_hosts`), the body read within `http.max_body_bytes`.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::Duration;
 
@@ -61,9 +62,10 @@ pub(crate) async fn attempt(
 }
 
 async fn follow(client: &Client, request: &Request, settings: &Settings) -> Tried {
-    let mut method = request.method.clone();
-    let mut url = request.url.clone();
-    let mut headers = request.headers.clone();
+    // the request's own parts until a redirect changes them
+    let mut method = Cow::Borrowed(&request.method);
+    let mut url = Cow::Borrowed(&request.url);
+    let mut headers = Cow::Borrowed(&request.headers);
     let mut body = request.body.clone();
     for _ in 0..=settings.max_redirects {
         let host = url.host_str().unwrap_or_default();
@@ -75,8 +77,8 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             );
         }
         let mut builder = client
-            .request(method.clone(), url.clone())
-            .headers(headers.clone());
+            .request(method.as_ref().clone(), url.as_ref().clone())
+            .headers(headers.as_ref().clone());
         if let Some(b) = &body {
             builder = builder.body(b.clone());
         }
@@ -104,6 +106,7 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             }
         };
         if origin(&next) != origin(&url) {
+            let headers = headers.to_mut();
             for name in settings.secret_headers.names() {
                 headers.remove(name);
             }
@@ -112,12 +115,12 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             }
         }
         if status == StatusCode::SEE_OTHER
-            || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+            || (matches!(status.as_u16(), 301 | 302) && *method == Method::POST)
         {
-            method = Method::GET;
+            method = Cow::Owned(Method::GET);
             body = None;
         }
-        url = next;
+        url = Cow::Owned(next);
     }
     Tried::failed(
         ErrorKind::Other,
