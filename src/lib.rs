@@ -43,6 +43,8 @@
 mod batches;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod config;
 mod documented;
 mod engine;

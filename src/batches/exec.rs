@@ -63,6 +63,14 @@ impl MapInBatchesExec {
     }
 }
 
+#[cfg(feature = "ballista")]
+impl MapInBatchesExec {
+    /// The handler's registered name and its arguments, for a plan codec.
+    pub(crate) fn call(&self) -> (&str, &[datafusion::common::ScalarValue]) {
+        (&self.name, &self.args)
+    }
+}
+
 impl DisplayAs for MapInBatchesExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MapInBatchesExec: handler={}", self.name)?;

@@ -22,9 +22,9 @@
 //! fails the query (a handler that wants per-row errors puts them in a column).
 
 mod dataframe;
-mod exec;
+pub(crate) mod exec;
 mod handler;
-mod node;
+pub(crate) mod node;
 mod post_json;
 mod relation;
 mod stream;

@@ -53,7 +53,7 @@ impl MapInBatches {
         }))
     }
 
-    fn try_new(
+    pub(crate) fn try_new(
         input: Arc<LogicalPlan>,
         name: String,
         handler: Arc<dyn BatchHandler>,
@@ -98,6 +98,14 @@ impl PartialOrd for MapInBatches {
             },
             o => Some(o),
         }
+    }
+}
+
+#[cfg(feature = "ballista")]
+impl MapInBatches {
+    /// The handler's registered name and its arguments, for a plan codec.
+    pub(crate) fn call(&self) -> (&str, &[ScalarValue]) {
+        (&self.name, &self.args)
     }
 }
 

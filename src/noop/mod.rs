@@ -16,6 +16,8 @@ mod table;
 pub use dataframe::DataFrameNoopExt;
 pub use format::NoopFormatFactory;
 pub use sink::NoopSink;
+#[cfg(feature = "ballista")]
+pub use table::NoopTable;
 pub use table::NoopTableFactory;
 
 /// The name used after `STORED AS`.

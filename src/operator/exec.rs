@@ -73,6 +73,12 @@ impl AsyncPipelineExec {
         self.fan_out
     }
 
+    /// The calls, for a plan codec.
+    #[cfg(feature = "ballista")]
+    pub(crate) fn async_exprs(&self) -> &[Arc<AsyncFuncExpr>] {
+        &self.async_exprs
+    }
+
     /// For per-chunk functions: the rows they are called with (a non-NULL
     /// argument) are the ones that count toward `async_udf.chunk_size`.
     fn counted(&self) -> Option<Counted> {

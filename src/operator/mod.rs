@@ -43,12 +43,12 @@
 //!
 //! [`AsyncFn`]: crate::AsyncFn
 
-mod display;
-mod exec;
+pub(crate) mod display;
+pub(crate) mod exec;
 pub(crate) mod lift;
-mod node;
+pub(crate) mod node;
 pub(crate) mod planner;
 mod rule;
-mod shared;
+pub(crate) mod shared;
 
 pub use rule::KeepOrderRule;

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "ballista")]
+mod cluster;
 #[allow(dead_code)]
 mod common;
 mod concurrency;

@@ -1,0 +1,180 @@
+//! Sessions for a Ballista cluster: the client's, the scheduler's and each
+//! executor's, all built by one [`ClusterSetup`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::codec::{AsyncLogicalCodec, AsyncPhysicalCodec};
+use crate::config;
+use crate::register::register_all;
+
+/// An application's own registrations (typed functions, handlers), run on
+/// every session the setup builds.
+type Registration = Arc<dyn Fn(&mut SessionState) -> Result<()> + Send + Sync>;
+
+/// Builds the sessions of a Ballista cluster with this crate on them: the
+/// client's (planning), the scheduler's (physical planning) and each
+/// executor's (running the calls), with this crate's functions, settings,
+/// codecs, and the application's own registrations.
+///
+/// Typed functions ([`AsyncFn`](crate::AsyncFn)) and handlers are Rust code,
+/// so the client and every executor must register the same ones: give them to
+/// [`with_registration`](Self::with_registration) in code both sides run.
+///
+/// ```no_run
+/// # async fn demo() -> datafusion::common::Result<()> {
+/// use datafusion_async_udf::AsyncFn;
+/// use datafusion_async_udf::cluster::ClusterSetup;
+///
+/// let setup = ClusterSetup::new().with_registration(|state| {
+///     AsyncFn::per_row("shout", |s: String| async move { Ok::<_, String>(s.to_uppercase()) })?
+///         .register(state)
+/// });
+/// // an in-process scheduler with two executors, and a client of it
+/// let ctx = setup.standalone(2, 2).await?;
+/// ctx.sql("SELECT shout('hi')").await?.show().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Each session the setup builds has its own
+/// [`AsyncRuntime`](crate::AsyncRuntime): `async_udf.max_in_flight`, the rate
+/// limits and `Retry-After` pauses hold per executor process.
+#[derive(Clone, Default)]
+pub struct ClusterSetup {
+    registrations: Vec<Registration>,
+}
+
+impl fmt::Debug for ClusterSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSetup")
+            .field("registrations", &self.registrations.len())
+            .finish()
+    }
+}
+
+impl ClusterSetup {
+    /// A setup with this crate's functions only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also runs `f` on every session: register typed functions and handlers
+    /// here (`AsyncFn::register(state)`, `register_handler(state, …)`).
+    pub fn with_registration(
+        mut self,
+        f: impl Fn(&mut SessionState) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.registrations.push(Arc::new(f));
+        self
+    }
+
+    /// A session config with Ballista's settings, this crate's codecs and its
+    /// `async_udf.` and `http.` namespaces (so that a scheduler and executors
+    /// take the client's `SET`s).
+    pub fn config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new_with_ballista()
+            .with_ballista_logical_extension_codec(Arc::new(AsyncLogicalCodec::default()))
+            .with_ballista_physical_extension_codec(Arc::new(AsyncPhysicalCodec::default()));
+        config::install(config.options_mut());
+        config
+    }
+
+    /// A new session state on `config`, with everything registered: what a
+    /// scheduler plans with and an executor runs with (each call makes a new
+    /// runtime, so call it once per process).
+    pub fn state_with(&self, config: SessionConfig) -> Result<SessionState> {
+        let mut state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .build();
+        self.register(&mut state)?;
+        Ok(state)
+    }
+
+    /// [`state_with`](Self::state_with) on [`config`](Self::config).
+    pub fn state(&self) -> Result<SessionState> {
+        self.state_with(self.config())
+    }
+
+    fn register(&self, state: &mut SessionState) -> Result<()> {
+        register_all(&mut *state)?;
+        for f in &self.registrations {
+            f(state)?;
+        }
+        Ok(())
+    }
+
+    /// A client of the scheduler at `url` (`df://host:port`; port 50050 when
+    /// left out).
+    pub async fn remote(&self, url: &str) -> Result<SessionContext> {
+        let ctx = SessionContext::remote_with_state(url, self.state()?).await?;
+        self.client(ctx)
+    }
+
+    /// Ballista's client state keeps only its own functions: ours go back on
+    /// (the session's runtime and settings stay; the client plans, never calls).
+    fn client(&self, ctx: SessionContext) -> Result<SessionContext> {
+        self.register(&mut ctx.state_ref().write())?;
+        Ok(ctx)
+    }
+
+    /// An in-process cluster — a scheduler and `executors` executors of
+    /// `vcores` task slots each, every executor with its own runtime (budget,
+    /// rate limits) — and a client of it. For tests and trials of a cluster
+    /// set-up on one machine.
+    pub async fn standalone(&self, executors: usize, vcores: usize) -> Result<SessionContext> {
+        let setup = self.clone();
+        let codec = BallistaCodec::new(
+            Arc::new(AsyncLogicalCodec::default()),
+            Arc::new(AsyncPhysicalCodec::default()),
+        );
+        let builder = Arc::new(move |config: SessionConfig| setup.state_with(config));
+        let config = self.config();
+        let producer = Arc::new(move || config.clone());
+        let addr = ballista_scheduler::standalone::new_standalone_scheduler_with_builder(
+            builder, producer, codec,
+        )
+        .await
+        .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+        let url = format!("http://localhost:{}", addr.port());
+        let scheduler = connect(&url).await?;
+        for _ in 0..executors.max(1) {
+            let state = self.state()?;
+            ballista_executor::new_standalone_executor_from_state(
+                scheduler.clone(),
+                vcores.max(1),
+                &state,
+            )
+            .await
+            .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+        }
+        self.remote(&format!("df://localhost:{}", addr.port()))
+            .await
+    }
+}
+
+/// The scheduler's gRPC client, once the scheduler listens.
+async fn connect(url: &str) -> Result<SchedulerGrpcClient<tonic::transport::Channel>> {
+    let mut last = None;
+    for _ in 0..100 {
+        match SchedulerGrpcClient::connect(url.to_string()).await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(DataFusionError::Configuration(format!(
+        "no Ballista scheduler at {url}: {}",
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
+}
