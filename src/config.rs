@@ -120,7 +120,8 @@ namespace! {
     /// Engine settings shared by every async function (`async_udf.*`).
     AsyncUdfConfig = "async_udf" {
         /// Maximum number of calls in flight at once in this SessionContext, over all
-        /// async functions of this crate, all partitions and all concurrent queries.
+        /// async functions of this crate, all partitions and all concurrent queries
+        /// (on a Ballista cluster: per executor process).
         max_in_flight: ConfigNonZeroUsize = non_zero(64),
         /// Rows per call for functions that take chunks of rows (per-row functions
         /// such as http_get always use 1).
@@ -231,7 +232,8 @@ namespace! {
         /// Time limit of one row in ms, all attempts and delays included (0 = none).
         total_timeout_ms: u64 = 0,
         /// Requests per second per target host, shared by all queries of the
-        /// session (0 = unlimited; fractions allowed: 120/min is 2.0).
+        /// session (0 = unlimited; fractions allowed: 120/min is 2.0); per
+        /// executor process on a Ballista cluster.
         requests_per_second: f64 = 0.0,
         /// Hosts that may be called, comma-separated; '*.example.com' matches
         /// subdomains; empty = all. Checked before connecting and after redirects.
