@@ -104,6 +104,16 @@ pub struct Args {
         default_value_t = InstrumentedObjectStoreMode::Disabled
     )]
     pub object_store_profiling: InstrumentedObjectStoreMode,
+
+    /// Run the statements on the Ballista scheduler at this host (with
+    /// `--port`), as ballista-cli does.
+    #[cfg(feature = "ballista")]
+    #[arg(long, requires = "port", help = "Ballista scheduler host")]
+    pub host: Option<String>,
+
+    #[cfg(feature = "ballista")]
+    #[arg(long, requires = "host", help = "Ballista scheduler port")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +148,30 @@ pub enum Sub {
         /// Seed of the injected faults.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// A Ballista scheduler with this crate's functions and codecs.
+    #[cfg(feature = "ballista")]
+    Scheduler {
+        #[arg(long, default_value = "0.0.0.0")]
+        bind_host: String,
+        #[arg(long, default_value_t = 50050)]
+        bind_port: u16,
+    },
+    /// A Ballista executor with this crate's functions, codecs and runtime.
+    #[cfg(feature = "ballista")]
+    Executor {
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        #[arg(long, default_value_t = 50051)]
+        bind_port: u16,
+        #[arg(long, default_value_t = 50052)]
+        bind_grpc_port: u16,
+        #[arg(long, default_value = "localhost")]
+        scheduler_host: String,
+        #[arg(long, default_value_t = 50050)]
+        scheduler_port: u16,
+        #[arg(long, default_value_t = 4)]
+        concurrent_tasks: usize,
     },
 }
 

@@ -3,6 +3,8 @@
 //! (`progress`), plus `dfasync mock-api`.
 
 mod args;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod progress;
 
 use std::env;
@@ -70,6 +72,32 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    #[cfg(feature = "ballista")]
+    match args.subcommand {
+        Some(Sub::Scheduler {
+            bind_host,
+            bind_port,
+        }) => return cluster::scheduler(bind_host, bind_port).await,
+        Some(Sub::Executor {
+            bind_host,
+            bind_port,
+            bind_grpc_port,
+            scheduler_host,
+            scheduler_port,
+            concurrent_tasks,
+        }) => {
+            return cluster::executor(cluster::ExecutorArgs {
+                bind_host,
+                bind_port,
+                bind_grpc_port,
+                scheduler_host,
+                scheduler_port,
+                concurrent_tasks,
+            })
+            .await;
+        }
+        _ => {}
+    }
     if let Some(Sub::MockApi {
         port,
         latency_ms,
@@ -109,6 +137,12 @@ async fn run(args: Args) -> Result<()> {
     let registry = Arc::new(
         InstrumentedObjectStoreRegistry::new().with_profile_mode(args.object_store_profiling),
     );
+    #[cfg(feature = "ballista")]
+    let ctx = match (&args.host, args.port) {
+        (Some(host), Some(port)) => cluster::remote(host, port).await?,
+        _ => session(&args, Arc::clone(&registry)).await?,
+    };
+    #[cfg(not(feature = "ballista"))]
     let ctx = session(&args, Arc::clone(&registry)).await?;
     let progress = crate::AsyncRuntime::of(&ctx)
         .ok()

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use ballista::prelude::SessionContextExt;
 use ballista_core::extension::SessionConfigExt;
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_executor::executor_process::ExecutorProcessConfig;
+use ballista_scheduler::config::SchedulerConfig;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -126,6 +129,43 @@ impl ClusterSetup {
     fn client(&self, ctx: SessionContext) -> Result<SessionContext> {
         self.register(&mut ctx.state_ref().write())?;
         Ok(ctx)
+    }
+
+    /// `config` with what a Ballista scheduler process needs from this crate:
+    /// sessions built by [`state_with`](Self::state_with) on the client's
+    /// settings, and the codecs.
+    pub fn scheduler_config(&self, config: SchedulerConfig) -> SchedulerConfig {
+        let setup = self.clone();
+        let sessions = self.clone();
+        SchedulerConfig {
+            override_config_producer: Some(Arc::new(move || setup.config())),
+            override_session_builder: Some(Arc::new(move |config| sessions.state_with(config))),
+            override_logical_codec: Some(Arc::new(AsyncLogicalCodec::default())),
+            override_physical_codec: Some(Arc::new(AsyncPhysicalCodec::default())),
+            ..config
+        }
+    }
+
+    /// `config` with what a Ballista executor process needs from this crate:
+    /// one session state for the process (its runtime: budget, rate limits,
+    /// secrets), whose functions, settings and codecs every task uses.
+    /// `prepare` runs on that state first (`dfasync executor` lets `secret()`
+    /// read the executor's environment there).
+    pub fn executor_config(
+        &self,
+        config: ExecutorProcessConfig,
+        prepare: impl FnOnce(&SessionState) -> Result<()>,
+    ) -> Result<ExecutorProcessConfig> {
+        let state = self.state()?;
+        prepare(&state)?;
+        let session_config = state.config().clone().upgrade_for_ballista();
+        Ok(ExecutorProcessConfig {
+            override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
+            override_config_producer: Some(Arc::new(move || session_config.clone())),
+            override_logical_codec: Some(Arc::new(AsyncLogicalCodec::default())),
+            override_physical_codec: Some(Arc::new(AsyncPhysicalCodec::default())),
+            ..config
+        })
     }
 
     /// An in-process cluster — a scheduler and `executors` executors of

@@ -5,6 +5,8 @@
 mod cli;
 #[cfg(feature = "ballista")]
 mod cluster;
+#[cfg(all(feature = "cli", feature = "ballista"))]
+mod cluster_cli;
 #[allow(dead_code)]
 mod common;
 mod concurrency;
