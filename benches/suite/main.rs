@@ -6,12 +6,15 @@
 //! cargo bench --bench suite -- --quick       # smoke run, seconds (CI)
 //! cargo bench --bench suite -- --write       # full run, rewrites BENCHMARKS.md's results
 //! cargo bench --bench suite -- --only seed,memory
+//! cargo bench --bench suite --features ballista -- --only cluster
 //! ```
 //!
 //! Tables are printed and written, with the plots, to `target/bench/`
 //! (`report.md`, `report.json`, `seed.svg`, `throughput.svg`).
 
 mod baselines;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod heavy_tail;
 mod memory;
 mod overhead;
@@ -45,6 +48,9 @@ pub struct Sizes {
     pub big_body_rows: usize,
     /// Calls of the heavy-tail run.
     pub heavy_tail_calls: usize,
+    /// Calls of the cluster run (feature `ballista`), at the seed latency.
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    pub cluster_calls: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -57,6 +63,7 @@ const FULL: Sizes = Sizes {
     memory_rows: 1_000_000,
     big_body_rows: 20_000,
     heavy_tail_calls: 5000,
+    cluster_calls: 10_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -69,9 +76,19 @@ const QUICK: Sizes = Sizes {
     memory_rows: 20_000,
     big_body_rows: 1_000,
     heavy_tail_calls: 500,
+    cluster_calls: 400,
 };
 
-const SECTIONS: [&str; 5] = ["seed", "overhead", "engine", "memory", "heavy_tail"];
+/// The sections; `cluster` runs only in a build with feature `ballista`
+/// (`cargo bench --bench suite --features ballista`).
+const SECTIONS: [&str; 6] = [
+    "seed",
+    "overhead",
+    "engine",
+    "memory",
+    "heavy_tail",
+    "cluster",
+];
 const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
 
 #[tokio::main]
@@ -129,6 +146,16 @@ async fn main() -> Result<()> {
     }
     if wants("heavy_tail") {
         heavy_tail::run(sizes, &mut report).await?;
+    }
+    #[cfg(feature = "ballista")]
+    if wants("cluster") {
+        cluster::run(sizes, &mut report).await?;
+    }
+    #[cfg(not(feature = "ballista"))]
+    if wants("cluster") && only.len() == 1 {
+        return Err(DataFusionError::Plan(
+            "the cluster section needs `--features ballista`".into(),
+        ));
     }
     let dir = target_dir().join("bench");
     report.write(&dir)?;

@@ -159,20 +159,26 @@ pub enum Sub {
     },
     /// A Ballista executor with this crate's functions, codecs and runtime.
     #[cfg(feature = "ballista")]
-    Executor {
-        #[arg(long, default_value = "127.0.0.1")]
-        bind_host: String,
-        #[arg(long, default_value_t = 50051)]
-        bind_port: u16,
-        #[arg(long, default_value_t = 50052)]
-        bind_grpc_port: u16,
-        #[arg(long, default_value = "localhost")]
-        scheduler_host: String,
-        #[arg(long, default_value_t = 50050)]
-        scheduler_port: u16,
-        #[arg(long, default_value_t = 4)]
-        concurrent_tasks: usize,
-    },
+    Executor(ExecutorArgs),
+}
+
+/// Where an executor listens and which scheduler it serves (flags as
+/// ballista-executor's).
+#[cfg(feature = "ballista")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecutorArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_host: String,
+    #[arg(long, default_value_t = 50051)]
+    pub bind_port: u16,
+    #[arg(long, default_value_t = 50052)]
+    pub bind_grpc_port: u16,
+    #[arg(long, default_value = "localhost")]
+    pub scheduler_host: String,
+    #[arg(long, default_value_t = 50050)]
+    pub scheduler_port: u16,
+    #[arg(long, default_value_t = 4)]
+    pub concurrent_tasks: usize,
 }
 
 fn valid_file(path: &str) -> Result<String, String> {

@@ -13,6 +13,7 @@ use ballista_scheduler::scheduler_process::start_server;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
+use super::args::ExecutorArgs;
 use crate::AsyncRuntime;
 use crate::cluster::ClusterSetup;
 
@@ -38,17 +39,6 @@ pub(super) async fn scheduler(host: String, port: u16) -> Result<()> {
         done = start_server(cluster, address, Arc::new(config)) => done.map_err(external),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
-}
-
-/// Where an executor listens and which scheduler it serves.
-#[derive(Debug, Clone)]
-pub(super) struct ExecutorArgs {
-    pub bind_host: String,
-    pub bind_port: u16,
-    pub bind_grpc_port: u16,
-    pub scheduler_host: String,
-    pub scheduler_port: u16,
-    pub concurrent_tasks: usize,
 }
 
 /// Runs an executor until the process is stopped. `secret('NAME')` reads the

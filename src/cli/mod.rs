@@ -78,24 +78,7 @@ async fn run(args: Args) -> Result<()> {
             bind_host,
             bind_port,
         }) => return cluster::scheduler(bind_host, bind_port).await,
-        Some(Sub::Executor {
-            bind_host,
-            bind_port,
-            bind_grpc_port,
-            scheduler_host,
-            scheduler_port,
-            concurrent_tasks,
-        }) => {
-            return cluster::executor(cluster::ExecutorArgs {
-                bind_host,
-                bind_port,
-                bind_grpc_port,
-                scheduler_host,
-                scheduler_port,
-                concurrent_tasks,
-            })
-            .await;
-        }
+        Some(Sub::Executor(executor)) => return cluster::executor(executor).await,
         _ => {}
     }
     if let Some(Sub::MockApi {
