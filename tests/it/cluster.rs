@@ -128,3 +128,38 @@ async fn same_rows_as_one_process_each_id_once() {
         );
     }
 }
+
+/// `secret('NAME')` reaches the header on the executors, whose runtimes hold
+/// the value (set by the application's registration), and the plan shows no value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_resolve_on_the_executors() {
+    const VALUE: &str = "cluster-s3cr3t";
+    let api = mock(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    ids(dir.path());
+    let setup = ClusterSetup::new().with_registration(|state| {
+        datafusion_async_udf::AsyncRuntime::of(&mut *state)?
+            .secrets()
+            .set("TEST_TOKEN", VALUE, "127.0.0.1");
+        Ok(())
+    });
+    let cluster = setup.standalone(EXECUTORS as usize, 2).await.unwrap();
+    prepare(&cluster, dir.path()).await;
+    let sql = format!(
+        "SELECT http_get('{}', map(['authorization'], ['Bearer ' || secret('TEST_TOKEN')]))['body'] AS b FROM ids",
+        api.url("/echo")
+    );
+    let out = pretty_format_batches(&run(&cluster, &sql).await.unwrap())
+        .unwrap()
+        .to_string();
+    let expected = format!("Bearer {VALUE}");
+    assert_eq!(
+        out.matches(&expected).count() as i64,
+        FILES * PER_FILE,
+        "every row's header carried the value"
+    );
+    let plan = pretty_format_batches(&run(&cluster, &format!("EXPLAIN {sql}")).await.unwrap())
+        .unwrap()
+        .to_string();
+    assert!(!plan.contains(VALUE), "{plan}");
+}
