@@ -18,8 +18,11 @@
 //!
 //! [Ballista]: https://datafusion.apache.org/ballista/
 
-mod codec;
+mod logical;
+mod physical;
 mod setup;
+mod wire;
 
-pub use codec::{AsyncLogicalCodec, AsyncPhysicalCodec};
+pub use logical::AsyncLogicalCodec;
+pub use physical::AsyncPhysicalCodec;
 pub use setup::ClusterSetup;

@@ -16,7 +16,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::codec::{AsyncLogicalCodec, AsyncPhysicalCodec};
+use super::{AsyncLogicalCodec, AsyncPhysicalCodec};
 use crate::config;
 use crate::register::register_all;
 
