@@ -2,7 +2,7 @@
 //! through SQL and the noop sink, serially (small N) and with high concurrency.
 //!
 //! ```text
-//! cargo run --release --example cats [-- --calls 1000 --latency-ms 350 --serial-calls 10]
+//! cargo run --all-features --example cats [-- --calls 1000 --latency-ms 350 --serial-calls 10]
 //! ```
 
 use std::time::{Duration, Instant};

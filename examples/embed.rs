@@ -3,7 +3,7 @@
 //! own, used from SQL and from the DataFrame API.
 //!
 //! ```text
-//! cargo run --release --example embed
+//! cargo run --all-features --example embed
 //! ```
 
 use std::sync::Arc;

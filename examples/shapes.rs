@@ -1,7 +1,7 @@
 //! The four shapes of typed async column functions, per row and per chunk.
 //!
 //! ```text
-//! cargo run --release --example shapes
+//! cargo run --all-features --example shapes
 //! ```
 
 use datafusion::common::Result;

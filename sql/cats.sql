@@ -1,7 +1,7 @@
 -- The seed job (1,000 calls to TheCatAPI, ~350 ms each) on the bundled mock API.
 -- Start the mock first, then run this file:
---   cargo run --release -- mock-api --port 8089 --latency-ms 350 &
---   cargo run --release -- -f sql/cats.sql
+--   cargo run --all-features -- mock-api --port 8089 --latency-ms 350 &
+--   cargo run --all-features -- -f sql/cats.sql
 
 -- Serial baseline on a small N: 10 calls one after another (about 10 x 350 ms).
 SET async_udf.max_in_flight = 1;

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo bench --bench suite                  # full run (a few minutes)
-//! cargo bench --bench suite -- --quick       # smoke run, seconds (CI)
+//! cargo bench --bench suite -- --quick       # smoke run, seconds
+//! cargo test --all-features --bench suite -- --quick   # the same in the debug build (CI)
 //! cargo bench --bench suite -- --write       # full run, rewrites BENCHMARKS.md's results
 //! cargo bench --bench suite -- --only seed,memory
 //! cargo bench --bench suite --features ballista -- --only cluster

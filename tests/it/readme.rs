@@ -64,13 +64,29 @@ async fn sql_examples_run() {
 }
 
 #[test]
-fn two_setup_commands_are_documented() {
+fn two_setup_commands_are_documented_and_run_by_ci() {
     let sh = blocks("sh");
-    assert!(sh[0].contains("cargo run --release --example cats"));
-    assert!(sh[0].contains("cargo test --all-features"));
     let ci = include_str!("../../.ci/run");
-    assert!(
-        ci.contains("cargo test --all-features"),
-        ".ci/run runs README's test command"
+    let commands: Vec<&str> = sh[0]
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "cargo run --all-features --example cats",
+            "cargo test --all-features"
+        ]
     );
+    for command in commands {
+        assert!(ci.contains(command), ".ci/run runs README's `{command}`");
+    }
+    // the examples README shows, as README names their commands
+    let readme = include_str!("../../README.md");
+    for example in ["embed", "shapes"] {
+        let command = format!("cargo run --all-features --example {example}");
+        assert!(readme.contains(&command), "README names `{command}`");
+        assert!(ci.contains(&command), ".ci/run runs `{command}`");
+    }
 }
