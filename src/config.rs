@@ -148,6 +148,14 @@ namespace! {
         /// target_partitions (round-robin, large inputs only), so CPU work on the
         /// results runs on every core. Row order then follows no input order.
         fan_out: bool = false,
+        /// Share the budget fairly between the queries running at once: when it is
+        /// full, a freed slot goes to the query holding the fewest per unit of
+        /// weight (one query alone still gets all of it). false: first come,
+        /// first served.
+        fair_share: bool = true,
+        /// This query's weight in the fair share (read when it starts): a query of
+        /// weight 2 gets twice the slots of one of weight 1 while both wait.
+        weight: ConfigNonZeroUsize = non_zero(1),
         /// Retries of a call that failed transiently: a user function's transient
         /// `CallError`, an HTTP function's 429, 5xx or broken connection (other
         /// errors are never retried). http.max_retries, retry_initial_ms and

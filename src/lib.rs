@@ -13,6 +13,9 @@
 //! * Rust: typed async functions ([`AsyncFn`]), `map_in_batches` handlers
 //!   ([`BatchHandler`], [`FnHandler`], [`register_handler`]), the DataFrame
 //!   extensions [`DataFrameMapExt`] and [`DataFrameNoopExt`], and [`expr_fn`].
+//! * Async actions ([`jobs`]): `collect_async`, `write_noop_async`, … return a
+//!   [`QueryHandle`] at once (progress, cancel, await for the result); the queries
+//!   running at once share the budget fairly.
 //! * Every call written in a query runs at most once per row; calls flow across
 //!   batch boundaries in a pipelined operator, within one in-flight budget per
 //!   session (`async_udf.max_in_flight`), rows in input order, memory bounded in
@@ -50,6 +53,7 @@ mod documented;
 mod engine;
 pub mod expr_fn;
 mod http;
+pub mod jobs;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod noop;
@@ -62,6 +66,7 @@ mod udf;
 
 pub use batches::{BatchHandler, DataFrameMapExt, FnHandler, HandlerArgs, register_handler};
 pub use config::{AsyncUdfConfig, HttpConfig, OnError};
+pub use jobs::{DataFrameAsyncExt, QueryHandle, SessionAsyncExt};
 pub use noop::DataFrameNoopExt;
 pub use register::{SessionLike, register_all};
 pub use runtime::AsyncRuntime;

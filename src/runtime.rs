@@ -5,6 +5,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::ScalarUDF;
 
 use crate::engine::{Budget, RateLimits};
+use crate::jobs::{Job, Queries};
 use crate::secret::Secrets;
 use crate::transport::HttpClient;
 
@@ -17,6 +18,7 @@ pub struct AsyncRuntime {
     http: HttpClient,
     rate: RateLimits,
     secrets: Arc<Secrets>,
+    queries: Queries,
     /// The column functions bound to this runtime (run by its pipelined operator),
     /// and whether each is called per chunk of rows.
     functions: parking_lot::Mutex<Vec<(ScalarUDF, bool)>>,
@@ -30,6 +32,7 @@ impl AsyncRuntime {
             http: HttpClient::new(),
             rate: RateLimits::default(),
             secrets: Arc::default(),
+            queries: Queries::default(),
             functions: parking_lot::Mutex::new(Vec::new()),
         }
     }
@@ -47,6 +50,18 @@ impl AsyncRuntime {
     /// The per-host rate limits shared by every query of the session.
     pub(crate) fn rate(&self) -> &RateLimits {
         &self.rate
+    }
+
+    /// The session's queries: each one's share of the budget, the jobs running.
+    pub(crate) fn queries(&self) -> &Queries {
+        &self.queries
+    }
+
+    /// The jobs submitted with the `…_async` actions
+    /// ([`DataFrameAsyncExt`](crate::DataFrameAsyncExt),
+    /// [`SessionAsyncExt`](crate::SessionAsyncExt)) still running, oldest first.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.queries.running()
     }
 
     /// The secrets `secret('NAME')` refers to: set them here, each scoped to

@@ -159,7 +159,11 @@ impl ExecutionPlan for MapInBatchesExec {
             max_rows: usize::MAX,
             max_bytes: settings.window_bytes,
             batch_size: options.execution.batch_size.get(),
-            permits: Some(self.runtime.budget().semaphore(max_in_flight)),
+            permits: Some(
+                self.runtime
+                    .budget()
+                    .slots(max_in_flight, settings.fair_share),
+            ),
         };
         let reservation = MemoryConsumer::new(format!("MapInBatchesExec[{partition}]"))
             .register(context.memory_pool());
@@ -167,6 +171,7 @@ impl ExecutionPlan for MapInBatchesExec {
             values: self.args.clone(),
             config: options,
         });
+        let flow = Some(self.runtime.queries().flow_of(&context));
         Ok(map_stream(
             partition,
             self.input.execute(partition, context)?,
@@ -176,6 +181,7 @@ impl ExecutionPlan for MapInBatchesExec {
             window,
             Accounts {
                 sinks: vec![Arc::clone(self.runtime.budget().stats())],
+                flow,
                 reservation,
             },
         ))

@@ -1,11 +1,13 @@
 //! `dfasync`: datafusion-cli (REPL, `-c`, `-f`, `--format`, `-q`, `--maxrows`) with
 //! everything of this crate registered, a progress line for long-running calls
-//! (`progress`), plus `dfasync mock-api`.
+//! (`progress`), statements in the background (`jobs`), plus `dfasync mock-api`.
 
 mod args;
 #[cfg(feature = "ballista")]
 mod cluster;
+mod jobs;
 mod progress;
+mod repl;
 
 use std::env;
 use std::process::ExitCode;
@@ -35,6 +37,7 @@ use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
 use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_options::PrintOptions;
+use indicatif::ProgressDrawTarget;
 use std::num::NonZeroUsize;
 
 use args::{Args, Sub};
@@ -130,26 +133,45 @@ async fn run(args: Args) -> Result<()> {
     let progress = crate::AsyncRuntime::of(&ctx)
         .ok()
         .filter(|_| progress::wanted(args.quiet))
-        .map(|rt| progress::spawn(Arc::clone(rt.budget().stats())));
-    let result = queries(&Shell(ctx), args, registry).await;
-    if let Some(task) = progress {
+        .map(|rt| progress::Progress::new(rt.budget().stats(), ProgressDrawTarget::stderr));
+    let drawing = progress.clone().map(progress::spawn);
+    let shell = Shell {
+        ctx,
+        jobs: jobs::ShellJobs::default(),
+        progress,
+    };
+    let result = queries(&shell, args, registry).await;
+    if let Some(task) = drawing {
         task.abort();
     }
     result
 }
 
-/// The session as datafusion-cli sees it: `RESET` of our keys restores their
-/// defaults (DataFusion's own RESET only knows the `datafusion.` namespace).
-struct Shell(SessionContext);
+/// The session as datafusion-cli sees it: each statement it executes is a query
+/// of its own (its fair share of the budget, its own progress line); `RESET` of
+/// our keys restores their defaults (DataFusion's own RESET only knows the
+/// `datafusion.` namespace).
+pub(crate) struct Shell {
+    ctx: SessionContext,
+    jobs: jobs::ShellJobs,
+    progress: Option<progress::Progress>,
+}
 
 #[async_trait::async_trait]
 impl CliSessionContext for Shell {
+    /// datafusion-cli executes each statement with a task context of its own
+    /// asking: marked as a new query, whose calls the progress line follows.
     fn task_ctx(&self) -> Arc<TaskContext> {
-        self.0.task_ctx()
+        let mut state = self.ctx.state();
+        let flow = crate::jobs::QueryTag::mark(state.config_mut());
+        if let Some(progress) = &self.progress {
+            progress.follow(Arc::clone(flow.stats()));
+        }
+        state.task_ctx()
     }
 
     fn session_state(&self) -> SessionState {
-        self.0.state()
+        self.ctx.state()
     }
 
     fn register_object_store(
@@ -157,21 +179,21 @@ impl CliSessionContext for Shell {
         url: &url::Url,
         object_store: Arc<dyn ObjectStore>,
     ) -> Option<Arc<dyn ObjectStore + 'static>> {
-        self.0.register_object_store(url, object_store)
+        self.ctx.register_object_store(url, object_store)
     }
 
     fn register_table_options_extension_from_scheme(&self, scheme: &str) {
-        CliSessionContext::register_table_options_extension_from_scheme(&self.0, scheme);
+        CliSessionContext::register_table_options_extension_from_scheme(&self.ctx, scheme);
     }
 
     async fn execute_logical_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
-        match crate::config::reset_variable(&self.0, &plan) {
+        match crate::config::reset_variable(&self.ctx, &plan) {
             Some(done) => {
                 done?;
                 let empty = LogicalPlanBuilder::empty(false).build()?;
-                Ok(DataFrame::new(self.0.state(), empty))
+                Ok(DataFrame::new(self.ctx.state(), empty))
             }
-            None => self.0.execute_logical_plan(plan).await,
+            None => self.ctx.execute_logical_plan(plan).await,
         }
     }
 }
@@ -201,7 +223,7 @@ async fn queries(
         if !rc.is_empty() {
             exec::exec_from_files(ctx, rc, &print_options).await?;
         }
-        return exec::exec_from_repl(ctx, &mut print_options)
+        return repl::repl(ctx, &mut print_options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
@@ -210,7 +232,7 @@ async fn queries(
             exec::exec_from_files(ctx, args.file, &print_options).await?;
         }
         if !args.command.is_empty() {
-            exec::exec_from_commands(ctx, args.command, &print_options).await?;
+            repl::commands(ctx, args.command, &print_options).await?;
         }
         Ok(())
     };

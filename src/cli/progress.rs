@@ -6,8 +6,10 @@
 //! ⠙ 3,412 calls done · 256 in flight · 2 errors · 1,021 calls/s · 3.3 s
 //! ```
 //!
-//! It reads the session's call counters (the budget's [`CallStats`]), so it covers
-//! every async function of this crate and `map_in_batches`. It is cleared the
+//! It reads the call counters of the statement running in the foreground (its
+//! query's [`CallStats`], see [`Progress::follow`]), so it covers every async
+//! function of this crate and `map_in_batches` in that statement, and not the
+//! jobs running in the background (`\jobs` lists those). It is cleared the
 //! moment the last call in flight ends (a hook of the counters runs before the
 //! operator emits its last rows, so results are never printed under it), and a new
 //! line starts when calls resume more than half a second later.
@@ -35,9 +37,8 @@ pub fn wanted(quiet: bool) -> bool {
     !quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// Draws the line for `stats` on stderr every 100 ms until the task is aborted.
-pub fn spawn(stats: Arc<CallStats>) -> tokio::task::JoinHandle<()> {
-    let progress = Progress::new(stats, ProgressDrawTarget::stderr);
+/// Draws `progress` every 100 ms until the task is aborted.
+pub fn spawn(progress: Progress) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(TICK);
         loop {
@@ -47,14 +48,14 @@ pub fn spawn(stats: Arc<CallStats>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The progress line of one session's calls.
+/// The progress line of the foreground statement's calls.
 #[derive(Clone)]
 pub struct Progress {
-    stats: Arc<CallStats>,
     state: Arc<Mutex<State>>,
 }
 
 struct State {
+    stats: Arc<CallStats>,
     target: fn() -> ProgressDrawTarget,
     period: Option<Period>,
     bar: Option<ProgressBar>,
@@ -69,28 +70,46 @@ struct Period {
 }
 
 impl Progress {
-    /// A progress line drawn on the targets `target` makes (one per line shown).
-    #[allow(clippy::similar_names)] // `state` and `stats` are what they are
-    pub fn new(stats: Arc<CallStats>, target: fn() -> ProgressDrawTarget) -> Self {
-        let state = Arc::new(Mutex::new(State {
-            target,
-            period: None,
-            bar: None,
-        }));
-        let weak = Arc::downgrade(&state);
+    /// A progress line of `stats`' calls, drawn on the targets `target` makes
+    /// (one per line shown).
+    pub fn new(calls: &Arc<CallStats>, target: fn() -> ProgressDrawTarget) -> Self {
+        let progress = Self {
+            state: Arc::new(Mutex::new(State {
+                stats: Arc::clone(calls),
+                target,
+                period: None,
+                bar: None,
+            })),
+        };
+        progress.hook(calls);
+        progress
+    }
+
+    /// Shows `stats`' calls from now on (the next statement's), starting a new count.
+    pub fn follow(&self, calls: Arc<CallStats>) {
+        self.hook(&calls);
+        let mut line = self.state.lock();
+        line.hide(Instant::now());
+        line.period = None;
+        line.stats = calls;
+    }
+
+    /// Clears the line the moment `stats`' last call in flight ends.
+    fn hook(&self, stats: &CallStats) {
+        let weak = Arc::downgrade(&self.state);
         stats.on_idle(move || {
             if let Some(state) = weak.upgrade() {
                 state.lock().hide(Instant::now());
             }
         });
-        Self { stats, state }
     }
 
     /// Updates the line for time `now`.
     pub fn tick(&self, now: Instant) {
-        let in_flight = self.stats.in_flight().now;
-        let (done, errors) = (self.stats.done.value(), self.stats.errors.value());
         let mut state = self.state.lock();
+        let calls = Arc::clone(&state.stats);
+        let in_flight = calls.in_flight().now;
+        let (done, errors) = (calls.done.value(), calls.errors.value());
         if in_flight == 0 {
             state.hide(now);
             if let Some(p) = &state.period
@@ -180,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn shows_after_a_second_and_clears_when_calls_end() {
         let stats = Arc::new(CallStats::new());
-        let progress = Progress::new(Arc::clone(&stats), term);
+        let progress = Progress::new(&stats, term);
         let contents = || {
             TERM.get()
                 .map(indicatif::InMemoryTerm::contents)

@@ -34,6 +34,8 @@ pub struct CallStats {
     pub throttled: Count,
     /// Rows or calls that ended in an error.
     pub errors: Count,
+    /// Rows emitted by the async operators.
+    pub rows: Count,
     /// Time calls waited for the client-side rate limiter.
     pub rate_wait: Time,
     /// The budget in force, for the utilization figure.
@@ -68,6 +70,7 @@ impl CallStats {
             retries: Count::new(),
             throttled: Count::new(),
             errors: Count::new(),
+            rows: Count::new(),
             rate_wait: Time::new(),
             budget: AtomicUsize::new(0),
             by_kind: Mutex::new(BTreeMap::new()),
@@ -177,6 +180,11 @@ pub fn rate_waited(d: Duration) {
     if !d.is_zero() {
         each(|s| s.rate_wait.add_duration(d));
     }
+}
+
+/// Records `n` rows emitted by an async operator.
+pub fn emitted(n: usize) {
+    each(|s| s.rows.add(n));
 }
 
 /// Records a failed row or call.

@@ -10,6 +10,8 @@
 //!   functions of this crate, all partitions of a query and all queries running
 //!   concurrently on that context. Its size is `async_udf.max_in_flight`, read at
 //!   execution time.
+//! * **Fair shares** ([`share`]): the queries running at once share the budget
+//!   by weight (each query's calls are one [`Flow`]); one query alone gets all of it.
 //! * **Order.** Results are returned in input order whatever order calls finish in.
 //! * **Memory.** At most `max_in_flight` calls exist at a time: items not yet
 //!   admitted are not turned into futures.
@@ -36,6 +38,7 @@ mod ordered;
 mod pipeline;
 mod rate;
 mod retry;
+mod share;
 
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
@@ -45,3 +48,4 @@ pub use ordered::map_ordered;
 pub use pipeline::{Accounts, Counted, Window, pipeline};
 pub use rate::RateLimits;
 pub use retry::{GaveUp, RetryPolicy, Verdict, retry};
+pub use share::{Flow, Slot, Slots};

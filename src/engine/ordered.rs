@@ -6,35 +6,32 @@ use std::sync::Arc;
 use datafusion::common::{Result, internal_datafusion_err};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use tokio::sync::Semaphore;
 
-use super::{held, metrics};
+use super::{Slot, Slots, held, metrics};
 
 /// A budget slot for the next call, once its partition's window has room (checked
 /// again once the slot is ours: the window may have filled while it waited).
-async fn slot(
-    semaphore: &Arc<Semaphore>,
-) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError> {
+async fn slot(slots: &Arc<Slots>) -> Slot {
     loop {
         held::room().await;
-        let permit = Arc::clone(semaphore).acquire_owned().await?;
+        let slot = slots.acquire().await;
         if held::has_room() {
-            return Ok(permit);
+            return slot;
         }
     }
 }
 
-/// Calls `call` on every item with at most as many calls in flight as `semaphore`
-/// has permits (shared with every other user of that semaphore), and returns the
-/// results in input order.
+/// Calls `call` on every item with at most as many calls in flight as `slots`
+/// has (shared with every other user of those slots, in fair shares between the
+/// flows of the queries running), and returns the results in input order.
 ///
-/// An item is only turned into a future once a permit is held, so memory is bounded
-/// by the budget rather than by the number of items. The permit is released as soon
+/// An item is only turned into a future once a slot is held, so memory is bounded
+/// by the budget rather than by the number of items. The slot is released as soon
 /// as its call finishes; finished results waiting for a slower earlier item do not
-/// hold a permit. The first `Err` is returned at once and every other call in
+/// hold one. The first `Err` is returned at once and every other call in
 /// flight is dropped (cancelled).
 pub async fn map_ordered<I, T, F, Fut>(
-    semaphore: Arc<Semaphore>,
+    slots: Arc<Slots>,
     items: impl IntoIterator<Item = I>,
     mut call: F,
 ) -> Result<Vec<T>>
@@ -53,8 +50,7 @@ where
             Some((index, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 results[index] = Some(result?);
             }
-            permit = slot(&semaphore), if next.is_some() => {
-                let permit = permit.map_err(|e| internal_datafusion_err!("budget closed: {e}"))?;
+            permit = slot(&slots), if next.is_some() => {
                 if let Some((index, item)) = next.take() {
                     results.push(None);
                     // boxed at once: a call's future (a whole HTTP exchange) is
@@ -90,7 +86,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keeps_order_and_bounds_concurrency() {
-        let sem = Arc::new(Semaphore::new(3));
+        let sem = Slots::new(3);
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let out = map_ordered(sem, 0..20u64, |i| {
@@ -112,7 +108,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn first_error_stops_admission() {
-        let sem = Arc::new(Semaphore::new(2));
+        let sem = Slots::new(2);
         let started = Arc::new(AtomicUsize::new(0));
         let err = map_ordered(sem, 0..100, |i| {
             let started = Arc::clone(&started);
@@ -134,13 +130,9 @@ mod tests {
 
     #[tokio::test]
     async fn empty_input() {
-        let out: Vec<u8> = map_ordered(
-            Arc::new(Semaphore::new(1)),
-            Vec::<u8>::new(),
-            |i| async move { Ok(i) },
-        )
-        .await
-        .unwrap();
+        let out: Vec<u8> = map_ordered(Slots::new(1), Vec::<u8>::new(), |i| async move { Ok(i) })
+            .await
+            .unwrap();
         assert!(out.is_empty());
     }
 }

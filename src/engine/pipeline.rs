@@ -7,7 +7,7 @@
 //! by the window and a consumer that stops (a satisfied `LIMIT`) stops admission.
 //!
 //! Two kinds of window:
-//! * `permits: Some(semaphore)`: one budget slot per chunk call, held while it runs
+//! * `permits: Some(slots)`: one budget slot per chunk call, held while it runs
 //!   (`map_in_batches`: one handler call per chunk);
 //! * `permits: None`: the call takes slots itself, one per row (column functions
 //!   run [`map_ordered`](super::map_ordered) inside), and the window only bounds
@@ -37,19 +37,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::{Result, exec_err};
+use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::Semaphore;
 
 use super::chunks::Cutter;
 use super::context::in_chunk;
 use super::held::{ChunkBytes, WindowBytes, holding};
-use super::{CallStats, ChunkContext, metrics};
+use super::{CallStats, ChunkContext, Flow, Slot, Slots, metrics, share};
 
 /// The call made for each chunk: its output batches (any number, any row count).
 pub type ChunkCall = Arc<
@@ -111,7 +110,7 @@ pub struct Window {
     /// Rows per output batch at most.
     pub batch_size: usize,
     /// A slot per chunk call, or `None` when the call takes its own slots.
-    pub permits: Option<Arc<Semaphore>>,
+    pub permits: Option<Arc<Slots>>,
 }
 
 struct State {
@@ -212,6 +211,7 @@ impl State {
 
     fn emit(&mut self) -> Option<RecordBatch> {
         let (batch, bytes) = self.ready.pop_front()?;
+        metrics::emitted(batch.num_rows());
         self.bytes.release(bytes);
         let held = self.bytes.held();
         if held < self.reservation.size() {
@@ -220,7 +220,7 @@ impl State {
         Some(batch)
     }
 
-    fn admit(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
+    fn admit(&mut self, permit: Option<Slot>) {
         let Some(chunk) = self.pending.cut(self.chunk_rows()) else {
             return;
         };
@@ -291,8 +291,7 @@ impl State {
                     }
                     Err(e) => return Some(Err(e)),
                 },
-                permit = async { match permits { Some(s) => s.acquire_owned().await.map(Some), None => Ok(None) } }, if can_admit => {
-                    let Ok(permit) = permit else { return Some(exec_err!("budget closed")) };
+                permit = async { match permits { Some(s) => Some(s.acquire().await), None => None } }, if can_admit => {
                     self.admit(permit);
                 }
                 batch = self.input.next(), if want_input => match batch {
@@ -310,11 +309,13 @@ impl State {
 }
 
 /// Where a partition's stream accounts for what it does: the call metrics (see
-/// [`metrics`]) and the memory its window holds.
+/// [`metrics`]), the memory its window holds, and the query whose share of the
+/// budget its calls take (see [`share`]; its counters join the sinks).
 #[derive(Debug)]
 pub struct Accounts {
     pub sinks: Vec<Arc<CallStats>>,
     pub reservation: MemoryReservation,
+    pub flow: Option<Arc<Flow>>,
 }
 
 /// The output stream of one partition: `call` over the chunks of `input`,
@@ -327,7 +328,12 @@ pub fn pipeline(
     call: ChunkCall,
     accounts: Accounts,
 ) -> SendableRecordBatchStream {
-    let Accounts { sinks, reservation } = accounts;
+    let Accounts {
+        mut sinks,
+        reservation,
+        flow,
+    } = accounts;
+    sinks.extend(flow.as_ref().map(|f| Arc::clone(f.stats())));
     let bytes = Arc::new(WindowBytes::new(window.max_bytes));
     let state = State {
         partition,
@@ -348,12 +354,14 @@ pub fn pipeline(
     let span = tracing::debug_span!("async_partition", partition_index = partition);
     let stream = futures::stream::unfold(state, move |mut state| {
         let span = span.clone();
-        tracing::Instrument::instrument(
-            metrics::within_all(sinks.clone(), async move {
-                state.next().await.map(|item| (item, state))
-            }),
-            span,
-        )
+        let next = metrics::within_all(sinks.clone(), async move {
+            state.next().await.map(|item| (item, state))
+        });
+        let next = match &flow {
+            Some(flow) => share::in_flow(Arc::clone(flow), next).left_future(),
+            None => next.right_future(),
+        };
+        tracing::Instrument::instrument(next, span)
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

@@ -115,12 +115,14 @@ impl AsyncScalarUDFImpl for HttpFunc {
             );
         };
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
-        let semaphore = runtime.budget().semaphore(engine.max_in_flight.get());
+        let slots = runtime
+            .budget()
+            .slots(engine.max_in_flight.get(), engine.fair_share);
         let session = &Session::new(runtime, policy)?;
         let secrets = runtime.secrets();
         let on_error = http.row_errors(&engine);
         let rows_ref = &rows;
-        let calls = map_ordered(semaphore, rows.called_rows(), |i| async move {
+        let calls = map_ordered(slots, rows.called_rows(), |i| async move {
             let outcome = match rows_ref.request(i, secrets) {
                 Ok(request) => send(session, request, policy).await,
                 Err(reason) => Outcome::failed(ErrorKind::Invalid, reason),

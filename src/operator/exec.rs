@@ -258,8 +258,13 @@ impl ExecutionPlan for AsyncPipelineExec {
             Arc::clone(self.runtime.budget().stats()),
             Arc::clone(&self.stats),
         ];
+        let flow = Some(self.runtime.queries().flow_of(&context));
         let input = self.input.execute(partition, context)?;
-        let accounts = Accounts { sinks, reservation };
+        let accounts = Accounts {
+            sinks,
+            reservation,
+            flow,
+        };
         let stream = pipeline(
             partition,
             input,

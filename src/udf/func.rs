@@ -144,10 +144,10 @@ impl AsyncScalarUDFImpl for TypedFunc {
             rows,
             Run {
                 name: &self.name,
-                semaphore: self
+                slots: self
                     .runtime
                     .budget()
-                    .semaphore(settings.max_in_flight.get()),
+                    .slots(settings.max_in_flight.get(), settings.fair_share),
                 chunk_size: settings.chunk_size.get(),
                 on_error: settings.on_error,
                 positions: &positions,

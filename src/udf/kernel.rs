@@ -12,20 +12,19 @@ use async_trait::async_trait;
 use datafusion::common::{Result, exec_err};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
 
 use super::convert::{from_array, to_array};
 use super::error::verdict;
 use crate::config::OnError;
 use crate::engine::{
-    ChunkContext, RetryPolicy, chunk_ranges, current_chunk, map_ordered, metrics, retry,
+    ChunkContext, RetryPolicy, Slots, chunk_ranges, current_chunk, map_ordered, metrics, retry,
 };
 
 /// One evaluation: the session's budget and settings, and where the rows sit in
 /// the batch (for error messages).
 pub(crate) struct Run<'a> {
     pub name: &'a str,
-    pub semaphore: Arc<Semaphore>,
+    pub slots: Arc<Slots>,
     pub chunk_size: usize,
     pub on_error: OnError,
     /// Batch row of each input row (the input holds only non-NULL rows).
@@ -133,7 +132,7 @@ where
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;
         let results = map_ordered(
-            Arc::clone(&run.semaphore),
+            Arc::clone(&run.slots),
             inputs.into_iter().enumerate(),
             |(k, input)| async move {
                 match with_retries(run.retry, || (self.f)(input.clone())).await {
@@ -200,7 +199,7 @@ where
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;
         let chunks = into_chunks(inputs, run.chunk_size);
-        let results = map_ordered(Arc::clone(&run.semaphore), chunks, |(cx, start, chunk)| {
+        let results = map_ordered(Arc::clone(&run.slots), chunks, |(cx, start, chunk)| {
             let n = chunk.len();
             async move {
                 let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);

@@ -14,6 +14,7 @@ mod concurrency;
 mod ctrl_c;
 mod exactly_once;
 mod expr_fn;
+mod jobs;
 mod map_in_batches;
 mod memory;
 mod noop;

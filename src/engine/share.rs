@@ -1,0 +1,385 @@
+//! Fair shares of the in-flight budget between the queries running at once.
+//!
+//! Every call holds a [`Slot`] of its session's budget while it runs. Calls
+//! belong to a [`Flow`], one per query; when the budget is full, a slot freed by
+//! a finishing call goes to the waiting flow that holds the fewest slots per unit
+//! of weight (ties: the flow served longest ago), so each of `n` busy queries of
+//! equal weight converges to `budget / n` calls in flight. This is weighted
+//! max-min fairness over slots, the policy of Hadoop's Fair Scheduler and of
+//! deficit round robin with the time a slot is held as the cost. It is
+//! work-conserving: a slot is never left free while any flow waits, and a flow
+//! alone gets the whole budget. With fairness off, slots go to waiters in
+//! arrival order (first come, first served), whatever their flow.
+//!
+//! Waiting is cancellation-safe: a waiter dropped before it is served leaves
+//! the queue, and a slot handed to a waiter dropped at that moment is passed on.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::CallStats;
+
+/// The calls of one query: what it holds of the budget is weighed against the
+/// other flows, and what its calls did is counted in its own [`CallStats`].
+#[derive(Debug)]
+pub struct Flow {
+    id: u64,
+    weight: u32,
+    stats: Arc<CallStats>,
+}
+
+static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
+
+impl Flow {
+    /// A new flow of `weight` (at least 1).
+    pub fn new(weight: u32) -> Arc<Self> {
+        Arc::new(Self {
+            id: NEXT_FLOW.fetch_add(1, Ordering::Relaxed),
+            weight: weight.max(1),
+            stats: Arc::new(CallStats::new()),
+        })
+    }
+
+    /// A number no other flow of this process has.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// What this flow's calls did.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Flow>;
+}
+
+/// Runs `f` with its calls counted against `flow`.
+pub async fn in_flow<F: Future>(flow: Arc<Flow>, f: F) -> F::Output {
+    CURRENT.scope(flow, f).await
+}
+
+/// The flow calls of this task belong to, if an operator set one.
+pub fn current_flow() -> Option<Arc<Flow>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// One flow's place at the budget.
+#[derive(Default)]
+struct Lane {
+    weight: u32,
+    held: usize,
+    /// Waiters with their arrival number.
+    waiting: VecDeque<(u64, oneshot::Sender<Slot>)>,
+    /// When this lane was last served (a counter), for ties.
+    served: u64,
+}
+
+impl Lane {
+    /// Drops waiters that gave up; whether any are left.
+    fn has_waiters(&mut self) -> bool {
+        while self.waiting.front().is_some_and(|(_, tx)| tx.is_closed()) {
+            self.waiting.pop_front();
+        }
+        !self.waiting.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    free: usize,
+    lanes: HashMap<u64, Lane>,
+    arrivals: u64,
+    turns: u64,
+}
+
+/// A budget of `limit` slots shared fairly by flows (see the module docs).
+pub struct Slots {
+    fair: AtomicBool,
+    state: Mutex<State>,
+    /// Calls made outside any flow share this one.
+    unnamed: Arc<Flow>,
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slots")
+            .field("fair", &self.fair.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A slot of the budget; freed (and handed to the next waiter) when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<Slots>,
+    flow: u64,
+    /// False once the slot went back into the free count by other means.
+    armed: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.armed {
+            self.slots.release(self.flow);
+        }
+    }
+}
+
+impl Slots {
+    /// `limit` slots (at least 1), fair between flows.
+    pub fn new(limit: usize) -> Arc<Self> {
+        let limit = limit.max(1);
+        Arc::new(Self {
+            fair: AtomicBool::new(true),
+            state: Mutex::new(State {
+                free: limit,
+                ..State::default()
+            }),
+            unnamed: Flow::new(1),
+        })
+    }
+
+    /// Fair shares (true) or first come, first served (false) from now on.
+    pub fn set_fair(&self, fair: bool) {
+        self.fair.store(fair, Ordering::Relaxed);
+    }
+
+    /// Slots free now.
+    #[cfg(test)]
+    pub fn available(&self) -> usize {
+        self.state.lock().free
+    }
+
+    /// A slot for a call of the current task's flow (see [`current_flow`]).
+    pub async fn acquire(self: &Arc<Self>) -> Slot {
+        let flow = current_flow();
+        self.acquire_for(flow.as_ref().unwrap_or(&self.unnamed))
+            .await
+    }
+
+    /// A slot for a call of `flow`: at once if one is free, else when the
+    /// policy hands it one.
+    pub async fn acquire_for(self: &Arc<Self>, flow: &Flow) -> Slot {
+        let waiting = {
+            let mut state = self.state.lock();
+            let state = &mut *state;
+            let lane = state.lanes.entry(flow.id).or_insert_with(|| Lane {
+                weight: flow.weight,
+                ..Lane::default()
+            });
+            if state.free > 0 {
+                state.free -= 1;
+                lane.held += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                state.arrivals += 1;
+                lane.waiting.push_back((state.arrivals, tx));
+                Some(rx)
+            }
+        };
+        match waiting {
+            None => Slot {
+                slots: Arc::clone(self),
+                flow: flow.id,
+                armed: true,
+            },
+            // the sender lives in the queue until it is served, and serving
+            // sends a slot: the channel cannot close without one
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| unreachable!("slot queue dropped")),
+        }
+    }
+
+    /// `flow` gave a slot back: it goes to the next waiter, or to the free count.
+    fn release(self: &Arc<Self>, flow: u64) {
+        let mut state = self.state.lock();
+        if let Some(lane) = state.lanes.get_mut(&flow) {
+            lane.held = lane.held.saturating_sub(1);
+        }
+        let fair = self.fair.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = next_lane(&mut state.lanes, fair) else {
+                state.free += 1;
+                break;
+            };
+            state.turns += 1;
+            let turn = state.turns;
+            let lane = state.lanes.get_mut(&next).expect("picked lane exists");
+            let (_, tx) = lane.waiting.pop_front().expect("picked lane waits");
+            lane.held += 1;
+            lane.served = turn;
+            let slot = Slot {
+                slots: Arc::clone(self),
+                flow: next,
+                armed: true,
+            };
+            match tx.send(slot) {
+                Ok(()) => break,
+                Err(mut slot) => {
+                    // the waiter gave up just now: pass the slot on
+                    slot.armed = false;
+                    lane.held -= 1;
+                }
+            }
+        }
+        state
+            .lanes
+            .retain(|_, lane| lane.held > 0 || !lane.waiting.is_empty());
+    }
+}
+
+/// The lane to serve next: fewest slots held per unit of weight (ties: served
+/// longest ago), or, without fairness, the earliest waiter.
+fn next_lane(lanes: &mut HashMap<u64, Lane>, fair: bool) -> Option<u64> {
+    let mut best: Option<(u64, &Lane)> = None;
+    for (&id, lane) in lanes.iter_mut() {
+        if !lane.has_waiters() {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((_, b)) if fair => {
+                // held/weight < b.held/b.weight, without division
+                let (mine, theirs) = (
+                    lane.held as u128 * u128::from(b.weight),
+                    b.held as u128 * u128::from(lane.weight),
+                );
+                mine < theirs || (mine == theirs && lane.served < b.served)
+            }
+            Some((_, b)) => lane.waiting[0].0 < b.waiting[0].0,
+        };
+        if better {
+            best = Some((id, lane));
+        }
+    }
+    best.map(|(id, _)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// Holds `n` slots of `flow`.
+    async fn hold(slots: &Arc<Slots>, flow: &Flow, n: usize) -> Vec<Slot> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(slots.acquire_for(flow).await);
+        }
+        held
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_gets_every_freed_slot_until_its_share() {
+        let slots = Slots::new(8);
+        let (big, small) = (Flow::new(1), Flow::new(1));
+        let mut big_held = hold(&slots, &big, 8).await;
+        // both wait: big for 8 more, small for 4
+        let mut big_wait: Vec<_> = (0..8).map(|_| Box::pin(slots.acquire_for(&big))).collect();
+        let mut small_wait: Vec<_> = (0..4)
+            .map(|_| Box::pin(slots.acquire_for(&small)))
+            .collect();
+        for w in big_wait.iter_mut().chain(&mut small_wait) {
+            assert!(w.as_mut().now_or_never().is_none());
+        }
+        // four slots freed by big: all four go to small (it holds fewer)
+        big_held.truncate(4);
+        let small_held: Vec<Slot> = small_wait
+            .iter_mut()
+            .filter_map(|w| w.as_mut().now_or_never())
+            .collect();
+        assert_eq!(small_held.len(), 4);
+        assert_eq!(slots.available(), 0);
+        assert!(
+            big_wait
+                .iter_mut()
+                .all(|w| w.as_mut().now_or_never().is_none())
+        );
+        // small ends, then big's first calls: big gets the whole budget back
+        drop(small_held);
+        drop(big_held);
+        let again = big_wait
+            .iter_mut()
+            .filter_map(|w| w.as_mut().now_or_never())
+            .count();
+        assert_eq!(again, 8);
+    }
+
+    #[tokio::test]
+    async fn weights_divide_the_budget() {
+        let slots = Slots::new(6);
+        let (heavy, light) = (Flow::new(2), Flow::new(1));
+        let held = hold(&slots, &heavy, 6).await;
+        let mut waiting = Vec::new();
+        for flow in [&heavy, &light] {
+            for _ in 0..6 {
+                waiting.push((flow.id(), Box::pin(slots.acquire_for(flow))));
+            }
+        }
+        for w in &mut waiting {
+            assert!(w.1.as_mut().now_or_never().is_none());
+        }
+        drop(held);
+        let mut got: HashMap<u64, usize> = HashMap::new();
+        let mut slots_now = Vec::new();
+        for (id, mut w) in waiting {
+            if let Some(slot) = w.as_mut().now_or_never() {
+                *got.entry(id).or_default() += 1;
+                slots_now.push(slot);
+            }
+        }
+        assert_eq!(got[&heavy.id()], 4, "{got:?}");
+        assert_eq!(got[&light.id()], 2, "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn first_come_first_served_without_fairness() {
+        let slots = Slots::new(2);
+        slots.set_fair(false);
+        let (a, b) = (Flow::new(1), Flow::new(1));
+        let mut held = hold(&slots, &a, 2).await;
+        let mut a_more = Box::pin(slots.acquire_for(&a));
+        let mut b_first = Box::pin(slots.acquire_for(&b));
+        assert!(a_more.as_mut().now_or_never().is_none());
+        assert!(b_first.as_mut().now_or_never().is_none());
+        held.pop();
+        // a asked first and gets it, though it holds more
+        let a_got = a_more.as_mut().now_or_never();
+        assert!(a_got.is_some());
+        assert!(b_first.as_mut().now_or_never().is_none());
+    }
+
+    #[tokio::test]
+    async fn dropped_waiters_lose_nothing() {
+        let slots = Slots::new(1);
+        let flow = Flow::new(1);
+        let held = slots.acquire_for(&flow).await;
+        let mut gone = Box::pin(slots.acquire_for(&flow));
+        assert!(gone.as_mut().now_or_never().is_none());
+        drop(gone);
+        drop(held);
+        assert_eq!(slots.available(), 1);
+        // a slot sent to a waiter that is dropped before it looks comes back
+        let held = slots.acquire_for(&flow).await;
+        let mut late = Box::pin(slots.acquire_for(&flow));
+        assert!(late.as_mut().now_or_never().is_none());
+        drop(held);
+        drop(late);
+        assert_eq!(slots.available(), 1);
+        assert!(slots.state.lock().lanes.is_empty());
+    }
+}
