@@ -16,6 +16,7 @@
 mod baselines;
 #[cfg(feature = "ballista")]
 mod cluster;
+mod fairness;
 mod heavy_tail;
 mod memory;
 mod overhead;
@@ -49,6 +50,10 @@ pub struct Sizes {
     pub big_body_rows: usize,
     /// Calls of the heavy-tail run.
     pub heavy_tail_calls: usize,
+    /// The budget of the fairness runs (latency: `seed_latency_ms`).
+    pub fair_budget: usize,
+    /// Calls of the small job of the fairness runs.
+    pub fair_small_calls: usize,
     /// Calls of the cluster run (feature `ballista`), at the seed latency.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub cluster_calls: usize,
@@ -64,6 +69,8 @@ const FULL: Sizes = Sizes {
     memory_rows: 1_000_000,
     big_body_rows: 20_000,
     heavy_tail_calls: 5000,
+    fair_budget: 64,
+    fair_small_calls: 50,
     cluster_calls: 10_000,
 };
 
@@ -77,17 +84,20 @@ const QUICK: Sizes = Sizes {
     memory_rows: 20_000,
     big_body_rows: 1_000,
     heavy_tail_calls: 500,
+    fair_budget: 16,
+    fair_small_calls: 20,
     cluster_calls: 400,
 };
 
 /// The sections; `cluster` runs only in a build with feature `ballista`
 /// (`cargo bench --bench suite --features ballista`).
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "seed",
     "overhead",
     "engine",
     "memory",
     "heavy_tail",
+    "fairness",
     "cluster",
 ];
 const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
@@ -147,6 +157,9 @@ async fn main() -> Result<()> {
     }
     if wants("heavy_tail") {
         heavy_tail::run(sizes, &mut report).await?;
+    }
+    if wants("fairness") {
+        fairness::run(sizes, &mut report).await?;
     }
     #[cfg(feature = "ballista")]
     if wants("cluster") {

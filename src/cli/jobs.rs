@@ -123,6 +123,9 @@ impl ShellJobs {
                 )
             }
             JobCommand::Wait(n) => {
+                if self.job(n)?.state() == JobState::Running {
+                    println!("[{n}] waiting (Ctrl-C stops waiting, not the job)");
+                }
                 let state = self.wait(n).await?;
                 println!("[{n}] {}", describe(&state));
                 Ok(())

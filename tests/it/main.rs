@@ -25,6 +25,8 @@ mod register;
 mod resilience;
 mod retries;
 mod secrets;
+#[cfg(feature = "cli")]
+mod shell_jobs;
 mod tls;
 mod typed;
 mod typed_chunks;
