@@ -28,6 +28,7 @@ fn rust_examples_are_the_example_files() {
             "examples/shapes.rs",
             include_str!("../../examples/shapes.rs"),
         ),
+        ("examples/jobs.rs", include_str!("../../examples/jobs.rs")),
     ];
     assert_eq!(rust.len(), files.len(), "one README block per example file");
     for (block, (name, text)) in rust.iter().zip(files) {
@@ -84,7 +85,7 @@ fn two_setup_commands_are_documented_and_run_by_ci() {
     }
     // the examples README shows, as README names their commands
     let readme = include_str!("../../README.md");
-    for example in ["embed", "shapes"] {
+    for example in ["embed", "shapes", "jobs"] {
         let command = format!("cargo run --all-features --example {example}");
         assert!(readme.contains(&command), "README names `{command}`");
         assert!(ci.contains(&command), ".ci/run runs `{command}`");
