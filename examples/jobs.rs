@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::Result;
 use datafusion::prelude::*;
 use datafusion_async_udf::mock::{MockApi, MockConfig};
@@ -43,7 +44,7 @@ async fn main() -> Result<()> {
         p.calls_done,
         p.in_flight
     );
-    let rows: usize = lookup.await?.iter().map(|b| b.num_rows()).sum();
+    let rows: usize = lookup.await?.iter().map(RecordBatch::num_rows).sum();
     println!("lookup: {rows} rows");
 
     // The session lists its running jobs; each one can be watched and cancelled.

@@ -39,3 +39,12 @@ pub async fn count(ctx: &SessionContext, sql: &str) -> u64 {
         .unwrap()
         .value(0)
 }
+
+/// Polls `f` every 5 ms until it holds, failing (naming `what`) after `within`.
+pub async fn until(within: Duration, what: &str, f: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

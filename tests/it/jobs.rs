@@ -6,21 +6,27 @@ use std::time::{Duration, Instant};
 use datafusion::common::Result;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::SessionContext;
-use datafusion_async_udf::jobs::{Job, JobState};
+use datafusion_async_udf::jobs::{Job, JobState, QueryHandle};
 use datafusion_async_udf::mock::MockApi;
 use datafusion_async_udf::{AsyncRuntime, DataFrameAsyncExt, SessionAsyncExt};
 
-use crate::common::{context, count, mock, run};
+use crate::common::{context, count, mock, run, until};
 
 const BUDGET: usize = 16;
 
-/// Polls `f` every 2 ms until it holds, failing after `within`.
-async fn until(within: Duration, what: &str, f: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+/// A job of 100,000 calls, once it holds the whole budget.
+async fn big_job(
+    ctx: &SessionContext,
+    api: &MockApi,
+) -> Result<QueryHandle<Vec<arrow::array::RecordBatch>>> {
+    let big = ctx.sql_async(&calls(api, "big", 100_000)).await?;
+    until(
+        Duration::from_secs(10),
+        "the big job to fill the budget",
+        || big.progress().in_flight == BUDGET,
+    )
+    .await;
+    Ok(big)
 }
 
 async fn session() -> SessionContext {
@@ -64,13 +70,7 @@ fn requests_for(api: &MockApi, tag: &str) -> Vec<u64> {
 async fn a_small_job_gets_its_share_next_to_a_big_one() -> Result<()> {
     let api = mock(40).await;
     let ctx = session().await;
-    let big = ctx.sql_async(&calls(&api, "big", 100_000)).await?;
-    until(
-        Duration::from_secs(10),
-        "the big job to fill the budget",
-        || big.progress().in_flight == BUDGET,
-    )
-    .await;
+    let big = big_job(&ctx, &api).await?;
     // rows kept by a call's answer, counted
     let small = ctx
         .sql(&format!(
@@ -106,13 +106,7 @@ async fn a_small_job_gets_its_share_next_to_a_big_one() -> Result<()> {
 async fn weights_divide_the_budget() -> Result<()> {
     let api = mock(40).await;
     let ctx = session().await;
-    let big = ctx.sql_async(&calls(&api, "big", 100_000)).await?;
-    until(
-        Duration::from_secs(10),
-        "the big job to fill the budget",
-        || big.progress().in_flight == BUDGET,
-    )
-    .await;
+    let big = big_job(&ctx, &api).await?;
     run(&ctx, "SET async_udf.weight = 3").await?;
     let heavy = ctx.sql_async(&calls(&api, "heavy", 200)).await?;
     assert_eq!(heavy.job().weight(), 3);
@@ -226,13 +220,7 @@ async fn map_in_batches_shares_the_budget_too() -> Result<()> {
     // the big job's calls wait for slots in many places at once (one per chunk
     // being admitted), the small one's in one (a chunk at a time): first come,
     // first served would give it a slot now and then
-    let big = ctx.sql_async(&calls(&api, "big", 100_000)).await?;
-    until(
-        Duration::from_secs(10),
-        "the big job to fill the budget",
-        || big.progress().in_flight == BUDGET,
-    )
-    .await;
+    let big = big_job(&ctx, &api).await?;
     let small = ctx.sql_async(&batch(40)).await?;
     let small_job = small.job().clone();
     small.await?;

@@ -8,22 +8,11 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion_async_udf::mock::{MockApi, MockStats};
+use datafusion_async_udf::mock::MockApi;
+
+use crate::common::until;
 
 const BUDGET: u64 = 8;
-
-/// Waits (polling, up to `within`) until `f` holds for the mock's counters.
-async fn until(api: &MockApi, within: Duration, what: &str, f: impl Fn(&MockStats) -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        let stats = api.stats();
-        if f(&stats) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {stats:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 fn calls(api: &MockApi, tag: &str, rows: usize, latency_ms: u64) -> String {
     format!(
@@ -78,43 +67,37 @@ async fn submit_jobs_wait_result_cancel() {
     };
     say(&format!("SET async_udf.max_in_flight = {BUDGET};"));
     say(&format!("\\submit {}", calls(&api, "big", 1_000_000, 200)));
-    until(&api, Duration::from_secs(30), "the big job's calls", |s| {
-        s.in_flight == BUDGET
+    until(Duration::from_secs(30), "the big job's calls", || {
+        api.stats().in_flight == BUDGET
     })
     .await;
     // the shell is free while the job runs: a second one, waited for
     say(&format!("\\submit {}", calls(&api, "small", 20, 0)));
     say("\\wait 2");
     say("\\result 2");
-    let small = |s: &MockStats| s.requests >= 20;
-    until(&api, Duration::from_secs(30), "the small job", small).await;
+    until(Duration::from_secs(30), "the small job", || {
+        api.stats().requests >= 20
+    })
+    .await;
     // Ctrl-C during a \wait stops the waiting, not the job
     say("\\wait 1");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !printed("[1] waiting") {
-        assert!(
-            Instant::now() < deadline,
-            "no \\wait: {}",
-            out.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(Duration::from_secs(30), "\\wait 1 to start", || {
+        printed("[1] waiting")
+    })
+    .await;
     let before = api.stats().requests;
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: sends a signal to our own child process; no memory is touched.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    until(&api, Duration::from_secs(30), "the big job going on", |s| {
-        s.requests > before + 3 * BUDGET
+    until(Duration::from_secs(30), "the big job going on", || {
+        api.stats().requests > before + 3 * BUDGET
     })
     .await;
     say("\\jobs");
     say("\\cancel 1");
-    until(
-        &api,
-        Duration::from_secs(5),
-        "no call after \\cancel",
-        |s| s.in_flight == 0,
-    )
+    until(Duration::from_secs(5), "no call after \\cancel", || {
+        api.stats().in_flight == 0
+    })
     .await;
     say("\\jobs");
     say("\\wait 7");
