@@ -180,7 +180,7 @@ impl ExecutionPlan for MapInBatchesExec {
             Arc::clone(&self.schema),
             window,
             Accounts {
-                sinks: vec![Arc::clone(self.runtime.budget().stats())],
+                sinks: Vec::new(),
                 flow,
                 reservation,
             },

@@ -133,7 +133,7 @@ async fn run(args: Args) -> Result<()> {
     let progress = crate::AsyncRuntime::of(&ctx)
         .ok()
         .filter(|_| progress::wanted(args.quiet))
-        .map(|rt| progress::Progress::new(rt.budget().stats(), ProgressDrawTarget::stderr));
+        .map(|_| progress::Progress::new(&Arc::default(), ProgressDrawTarget::stderr));
     let drawing = progress.clone().map(progress::spawn);
     let shell = Shell {
         ctx,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::CallStats;
 use super::share::Slots;
 
 /// The limit on calls in flight, shared by everything registered on one
@@ -21,7 +20,6 @@ use super::share::Slots;
 #[derive(Debug)]
 pub struct Budget {
     current: Mutex<(usize, HashMap<usize, Arc<Slots>>)>,
-    stats: Arc<CallStats>,
 }
 
 impl Budget {
@@ -29,7 +27,6 @@ impl Budget {
     pub fn new(limit: usize) -> Self {
         Self {
             current: Mutex::new((limit.max(1), HashMap::new())),
-            stats: Arc::new(CallStats::new()),
         }
     }
 
@@ -45,12 +42,6 @@ impl Budget {
         let slots = current.1.entry(limit).or_insert_with(|| Slots::new(limit));
         slots.set_fair(fair);
         Arc::clone(slots)
-    }
-
-    /// What every call of the session did so far (never reset; for progress
-    /// displays). Calls record into it when run [`within`](super::within) it.
-    pub fn stats(&self) -> &Arc<CallStats> {
-        &self.stats
     }
 
     /// The limit asked for last.

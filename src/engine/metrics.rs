@@ -1,10 +1,10 @@
 //! What the calls did: counts, calls in flight over time, latency percentiles.
 //!
-//! A [`CallStats`] is a sink of call events. Two kinds exist: one per session (in
-//! the [`Budget`](super::Budget), read by `dfasync`'s progress line) and one per
-//! async operator (shown by `EXPLAIN ANALYZE`). Code that makes calls does not
+//! A [`CallStats`] is a sink of call events. Two kinds exist: one per query (its
+//! [`Flow`](super::Flow)'s, read by a job's progress and `dfasync`'s progress
+//! line) and one per async operator (shown by `EXPLAIN ANALYZE`). Code that makes calls does not
 //! know which sinks listen: it records into every sink of the current task that
-//! [`within`] installed, so the engine and its clients stay free of plumbing.
+//! [`within_all`] installed, so the engine and its clients stay free of plumbing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -142,13 +142,14 @@ tokio::task_local! {
     static SINKS: Arc<[Arc<CallStats>]>;
 }
 
-/// Runs `f` with `stats` added to the sinks of the current task (those of an
-/// enclosing `within` stay).
+/// [`within_all`] for one sink.
+#[cfg(test)]
 pub async fn within<F: Future>(stats: Arc<CallStats>, f: F) -> F::Output {
     within_all(vec![stats], f).await
 }
 
-/// [`within`] for several sinks at once.
+/// Runs `f` with `stats` added to the sinks of the current task (those of an
+/// enclosing call stay).
 pub async fn within_all<F: Future>(stats: Vec<Arc<CallStats>>, f: F) -> F::Output {
     let mut sinks: Vec<_> = SINKS.try_with(|sinks| sinks.to_vec()).unwrap_or_default();
     for s in stats {
@@ -195,7 +196,7 @@ pub fn failed(kind: &'static str) {
 /// A call in flight, from admission (a budget slot held) to its end.
 #[must_use]
 pub struct CallGuard {
-    /// None outside any [`within`]: nothing to record, no clock read.
+    /// None outside any [`within_all`]: nothing to record, no clock read.
     sinks: Option<Arc<[Arc<CallStats>]>>,
     start: Instant,
     /// When [`CallGuard::finish`] ran (a dropped call ends when dropped).

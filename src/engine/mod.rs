@@ -43,7 +43,7 @@ mod share;
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};
-pub use metrics::{CallStats, within};
+pub use metrics::CallStats;
 pub use ordered::map_ordered;
 pub use pipeline::{Accounts, Counted, Window, pipeline};
 pub use rate::RateLimits;

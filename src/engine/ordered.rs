@@ -7,14 +7,15 @@ use datafusion::common::{Result, internal_datafusion_err};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use super::{Slot, Slots, held, metrics};
+use super::share::current_flow;
+use super::{Flow, Slot, Slots, held, metrics};
 
 /// A budget slot for the next call, once its partition's window has room (checked
 /// again once the slot is ours: the window may have filled while it waited).
-async fn slot(slots: &Arc<Slots>) -> Slot {
+async fn slot(slots: &Arc<Slots>, flow: Option<&Flow>) -> Slot {
     loop {
         held::room().await;
-        let slot = slots.acquire().await;
+        let slot = slots.acquire(flow).await;
         if held::has_room() {
             return slot;
         }
@@ -39,6 +40,8 @@ where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
+    // the query these calls serve (set by its operator)
+    let flow = current_flow();
     let mut items = items.into_iter().enumerate();
     let mut next = items.next();
     let mut results: Vec<Option<T>> = Vec::new();
@@ -50,7 +53,7 @@ where
             Some((index, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 results[index] = Some(result?);
             }
-            permit = slot(&slots), if next.is_some() => {
+            permit = slot(&slots, flow.as_deref()), if next.is_some() => {
                 if let Some((index, item)) = next.take() {
                     results.push(None);
                     // boxed at once: a call's future (a whole HTTP exchange) is

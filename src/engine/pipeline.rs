@@ -131,6 +131,8 @@ struct State {
     admitted_rows: usize,
     next_chunk: usize,
     next_row: usize,
+    /// The query whose share of the budget the chunk calls take.
+    flow: Option<Arc<Flow>>,
 }
 
 impl State {
@@ -280,6 +282,7 @@ impl State {
                 return None;
             }
             let permits = self.window.permits.clone();
+            let flow = self.flow.clone();
             tokio::select! {
                 biased;
                 Some(result) = self.running.next(), if !self.running.is_empty() => match result {
@@ -291,7 +294,7 @@ impl State {
                     }
                     Err(e) => return Some(Err(e)),
                 },
-                permit = async { match permits { Some(s) => Some(s.acquire().await), None => None } }, if can_admit => {
+                permit = async { match permits { Some(s) => Some(s.acquire(flow.as_deref()).await), None => None } }, if can_admit => {
                     self.admit(permit);
                 }
                 batch = self.input.next(), if want_input => match batch {
@@ -350,6 +353,7 @@ pub fn pipeline(
         admitted_rows: 0,
         next_chunk: 0,
         next_row: 0,
+        flow: flow.clone(),
     };
     let span = tracing::debug_span!("async_partition", partition_index = partition);
     let stream = futures::stream::unfold(state, move |mut state| {

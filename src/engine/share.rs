@@ -161,11 +161,10 @@ impl Slots {
         self.state.lock().free
     }
 
-    /// A slot for a call of the current task's flow (see [`current_flow`]).
-    pub async fn acquire(self: &Arc<Self>) -> Slot {
-        let flow = current_flow();
-        self.acquire_for(flow.as_ref().unwrap_or(&self.unnamed))
-            .await
+    /// A slot for a call of `flow` (`None`: calls outside any query's flow,
+    /// which share one).
+    pub async fn acquire(self: &Arc<Self>, flow: Option<&Flow>) -> Slot {
+        self.acquire_for(flow.unwrap_or(&self.unnamed)).await
     }
 
     /// A slot for a call of `flow`: at once if one is free, else when the

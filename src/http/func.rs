@@ -16,7 +16,7 @@ use super::args::check;
 use super::rows::RowArgs;
 use super::{Kind, Policy, Session, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
-use crate::engine::{held, map_ordered, metrics, within};
+use crate::engine::{held, map_ordered, metrics};
 use crate::runtime::AsyncRuntime;
 use crate::transport::{Body, ErrorKind, Outcome, redact};
 
@@ -140,7 +140,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
                 _ => Ok((i, outcome)),
             }
         });
-        let outcomes = within(Arc::clone(runtime.budget().stats()), calls).await?;
+        let outcomes = calls.await?;
 
         let mut column = vec![None; args.number_rows];
         for (i, outcome) in outcomes {

@@ -254,10 +254,7 @@ impl ExecutionPlan for AsyncPipelineExec {
             }
             .boxed()
         });
-        let sinks = vec![
-            Arc::clone(self.runtime.budget().stats()),
-            Arc::clone(&self.stats),
-        ];
+        let sinks = vec![Arc::clone(&self.stats)];
         let flow = Some(self.runtime.queries().flow_of(&context));
         let input = self.input.execute(partition, context)?;
         let accounts = Accounts {

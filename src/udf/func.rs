@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 use super::convert::compatible;
 use super::kernel::{Kernel, Run};
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::{current_chunk, within};
+use crate::engine::current_chunk;
 use crate::runtime::AsyncRuntime;
 
 /// A typed async function bound to a session's runtime.
@@ -158,7 +158,7 @@ impl AsyncScalarUDFImpl for TypedFunc {
                     .map(|cx| cx.rows.start),
             },
         );
-        let outputs = within(Arc::clone(self.runtime.budget().stats()), outputs).await?;
+        let outputs = outputs.await?;
 
         // back to batch rows: NULL input rows get NULL
         let mut slot = vec![None; n];
