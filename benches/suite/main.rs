@@ -23,6 +23,7 @@ mod overhead;
 mod plots;
 mod report;
 mod seed;
+mod throttling;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,8 @@ pub struct Sizes {
     pub fair_budget: usize,
     /// Calls of the small job of the fairness runs.
     pub fair_small_calls: usize,
+    /// Rows of the throttling runs: random 429s, a concurrency cap, a rate cap.
+    pub throttle_rows: (usize, usize, usize),
     /// Calls of the cluster run (feature `ballista`), at the seed latency.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub cluster_calls: usize,
@@ -71,6 +74,7 @@ const FULL: Sizes = Sizes {
     heavy_tail_calls: 5000,
     fair_budget: 64,
     fair_small_calls: 50,
+    throttle_rows: (5000, 2000, 50),
     cluster_calls: 10_000,
 };
 
@@ -86,18 +90,20 @@ const QUICK: Sizes = Sizes {
     heavy_tail_calls: 500,
     fair_budget: 16,
     fair_small_calls: 20,
+    throttle_rows: (500, 200, 10),
     cluster_calls: 400,
 };
 
 /// The sections; `cluster` runs only in a build with feature `ballista`
 /// (`cargo bench --bench suite --features ballista`).
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "seed",
     "overhead",
     "engine",
     "memory",
     "heavy_tail",
     "fairness",
+    "throttling",
     "cluster",
 ];
 const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
@@ -160,6 +166,9 @@ async fn main() -> Result<()> {
     }
     if wants("fairness") {
         fairness::run(sizes, &mut report).await?;
+    }
+    if wants("throttling") {
+        throttling::run(sizes, &mut report).await?;
     }
     #[cfg(feature = "ballista")]
     if wants("cluster") {

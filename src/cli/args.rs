@@ -145,6 +145,12 @@ pub enum Sub {
         /// Requests allowed per minute, 429 beyond (TheCatAPI's free tier: 120; 0 = no limit).
         #[arg(long, default_value_t = 0)]
         per_minute: u32,
+        /// Requests allowed per second, 429 at once beyond (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        per_second: u32,
+        /// Requests handled at once, 503 at once beyond (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        max_in_flight: u32,
         /// Seed of the injected faults.
         #[arg(long, default_value_t = 0)]
         seed: u64,

@@ -93,6 +93,8 @@ async fn run(args: Args) -> Result<()> {
         slow_rate,
         slow_ms,
         per_minute,
+        per_second,
+        max_in_flight,
         seed,
     }) = args.subcommand
     {
@@ -104,6 +106,8 @@ async fn run(args: Args) -> Result<()> {
             slow_rate,
             slow: Duration::from_millis(slow_ms),
             per_minute,
+            per_second,
+            max_in_flight,
         };
         let config =
             MockConfig::with_latency(Duration::from_millis(latency_ms)).with_faults(faults);

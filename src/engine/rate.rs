@@ -1,7 +1,13 @@
 //! A client-side rate limit per key (for HTTP: per target host), shared by every
 //! partition and query of a session, with pauses (a service that asked to wait).
+//!
+//! A throttled answer (HTTP 429) delays the call that got it (its retry waits
+//! what the service asked). The whole key pauses only when the service keeps
+//! asking: when at least [`KEEPS_ASKING`] of the key's last [`RECENT`] answers
+//! were throttled. A service that sheds a little load at random (a few 429s
+//! among many answers) slows only the calls it refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +24,14 @@ pub struct RateLimits {
     /// Per rate: the limiter and when it was last asked for.
     limiters: Mutex<HashMap<u64, (Limiter, Instant)>>,
     paused: Mutex<HashMap<String, Instant>>,
+    /// The last answers (throttled or not) of keys throttled lately.
+    recent: Mutex<HashMap<String, VecDeque<bool>>>,
 }
+
+/// Answers of a throttled key remembered.
+pub const RECENT: usize = 16;
+/// Throttled answers among the last [`RECENT`] that pause the whole key.
+pub const KEEPS_ASKING: usize = RECENT / 2;
 
 type Limiter = Arc<DefaultKeyedRateLimiter<String>>;
 
@@ -64,6 +77,38 @@ impl RateLimits {
             limiter.until_key_ready(&key.to_string()).await;
         }
         start.elapsed()
+    }
+
+    /// An answer from `key` arrived, `throttled` or not (then asking to wait
+    /// `wait`): pauses the key for `wait` if the service keeps asking (see the
+    /// module docs). Costs nothing while no key was throttled lately.
+    pub fn answered(&self, key: &str, throttled: bool, wait: Duration) {
+        if !throttled && self.recent.lock().is_empty() {
+            return;
+        }
+        let keeps_asking = {
+            let mut recent = self.recent.lock();
+            if recent.len() >= PRUNE_AT {
+                recent.retain(|_, answers| answers.contains(&true));
+            }
+            let answers = match recent.get_mut(key) {
+                Some(answers) => answers,
+                None if throttled => recent.entry(key.to_string()).or_default(),
+                None => return,
+            };
+            answers.push_back(throttled);
+            if answers.len() > RECENT {
+                answers.pop_front();
+            }
+            let asked = answers.iter().filter(|t| **t).count();
+            if asked == 0 {
+                recent.remove(key);
+            }
+            throttled && asked >= KEEPS_ASKING
+        };
+        if keeps_asking {
+            self.pause(key, wait);
+        }
     }
 
     /// No request to `key` starts in the next `period`.
@@ -146,6 +191,27 @@ mod tests {
             limits.paused.lock().len() <= PRUNE_AT,
             "expired pauses pruned"
         );
+    }
+
+    #[test]
+    fn a_key_pauses_only_when_the_service_keeps_asking() {
+        let limits = RateLimits::default();
+        let wait = Duration::from_secs(1);
+        // a few throttled answers among many: no pause
+        for i in 0..100 {
+            limits.answered("h", i % 20 == 0, wait);
+        }
+        assert!(limits.paused.lock().is_empty());
+        // most answers throttled: the key pauses
+        for _ in 0..KEEPS_ASKING {
+            limits.answered("h", true, wait);
+        }
+        assert!(limits.paused.lock().contains_key("h"));
+        // clean answers make it forget the key
+        for _ in 0..RECENT {
+            limits.answered("h", false, wait);
+        }
+        assert!(limits.recent.lock().is_empty());
     }
 
     #[tokio::test]

@@ -81,8 +81,8 @@ impl<'a> Session<'a> {
 }
 
 /// Sends `request` with retries (transient failures; a method that is not
-/// idempotent only with `http.retry_non_idempotent`), the per-host rate limit
-/// and a pause of the host after a 429. Never panics; every failure is
+/// idempotent only with `http.retry_non_idempotent`), the per-host rate limit,
+/// and a pause of the host when most of its recent answers were 429. Never panics; every failure is
 /// described in the outcome.
 pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Outcome {
     let start = Instant::now();
@@ -101,11 +101,16 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
             let waited = session.rate.acquire(host, policy.requests_per_second).await;
             metrics::rate_waited(waited);
             let tried = attempt(client, request, settings, left).await;
-            if tried.outcome.status == Some(429) {
+            let throttled = tried.outcome.status == Some(429);
+            if throttled {
                 metrics::throttled();
-                let pause = tried.retry_after.unwrap_or(Duration::from_secs(1));
-                session.rate.pause(host, pause.min(policy.retry.max));
             }
+            // this request waits what the service asked (its retry's delay);
+            // the whole host only when the service keeps asking
+            let wait = tried.retry_after.unwrap_or(Duration::from_secs(1));
+            session
+                .rate
+                .answered(host, throttled, wait.min(policy.retry.max));
             tried
         },
         |tried| {

@@ -27,6 +27,12 @@ pub struct Faults {
     /// Requests allowed per minute (TheCatAPI's free tier allows 120); more get 429
     /// with `Retry-After` until the minute is over. 0 = no limit.
     pub per_minute: u32,
+    /// Requests allowed per second (a fixed one-second window); more get 429 with
+    /// `Retry-After: 1` at once, without the latency. 0 = no limit.
+    pub per_second: u32,
+    /// Requests handled at once; more get `503 Service Unavailable` at once,
+    /// without the latency (an overloaded server shedding work). 0 = no limit.
+    pub max_in_flight: u32,
 }
 
 impl Faults {
@@ -39,6 +45,8 @@ impl Faults {
         slow_rate: 0.0,
         slow: Duration::ZERO,
         per_minute: 0,
+        per_second: 0,
+        max_in_flight: 0,
     };
 }
 
@@ -47,7 +55,11 @@ impl Faults {
 pub(crate) enum Fault {
     None,
     Error,
-    Throttle { retry_after_s: u64 },
+    Throttle {
+        retry_after_s: u64,
+    },
+    /// 429 at once: over `per_second`.
+    OverRate,
     Reset,
     Slow,
 }
@@ -57,7 +69,25 @@ pub(crate) enum Fault {
 pub(crate) struct FaultState {
     seen: Mutex<HashMap<String, u64>>,
     window: Mutex<(Option<Instant>, u32)>,
+    second: Mutex<(Option<Instant>, u32)>,
     successes: Mutex<(u64, HashSet<String>)>,
+}
+
+/// Counts a request in a fixed `period` window allowing `limit`: `None` if it
+/// is allowed, else the time left in the window.
+fn over(window: &Mutex<(Option<Instant>, u32)>, limit: u32, period: Duration) -> Option<Duration> {
+    let mut window = window.lock();
+    let now = Instant::now();
+    let start = *window.0.get_or_insert(now);
+    let elapsed = now.duration_since(start);
+    if elapsed >= period {
+        *window = (Some(now), 0);
+    }
+    if window.1 >= limit {
+        return Some(period.saturating_sub(elapsed));
+    }
+    window.1 += 1;
+    None
 }
 
 /// A number in [0, 1) from the seed, key and attempt (splitmix64).
@@ -74,21 +104,17 @@ fn unit(seed: u64, key: &str, attempt: u64) -> f64 {
 
 impl FaultState {
     pub(crate) fn decide(&self, faults: &Faults, key: &str) -> Fault {
-        if faults.per_minute > 0 {
-            let mut window = self.window.lock();
-            let now = Instant::now();
-            let start = *window.0.get_or_insert(now);
-            let elapsed = now.duration_since(start);
-            if elapsed >= Duration::from_secs(60) {
-                *window = (Some(now), 0);
-            }
-            if window.1 >= faults.per_minute {
-                let left = Duration::from_secs(60).saturating_sub(elapsed);
-                return Fault::Throttle {
-                    retry_after_s: left.as_secs().max(1),
-                };
-            }
-            window.1 += 1;
+        if faults.per_second > 0
+            && over(&self.second, faults.per_second, Duration::from_secs(1)).is_some()
+        {
+            return Fault::OverRate;
+        }
+        if faults.per_minute > 0
+            && let Some(left) = over(&self.window, faults.per_minute, Duration::from_secs(60))
+        {
+            return Fault::Throttle {
+                retry_after_s: left.as_secs().max(1),
+            };
         }
         let attempt = {
             let mut seen = self.seen.lock();
@@ -132,6 +158,7 @@ impl FaultState {
     pub(crate) fn reset(&self) {
         self.seen.lock().clear();
         *self.window.lock() = (None, 0);
+        *self.second.lock() = (None, 0);
         *self.successes.lock() = (0, HashSet::new());
     }
 }
@@ -156,6 +183,22 @@ mod tests {
         let (a, b) = (count(&FaultState::default()), count(&FaultState::default()));
         assert_eq!(a, b);
         assert!((1_800..2_200).contains(&a), "{a}");
+    }
+
+    #[test]
+    fn per_second_limit_refuses_at_once() {
+        let faults = Faults {
+            per_second: 2,
+            ..Faults::default()
+        };
+        let state = FaultState::default();
+        let got: Vec<_> = (0..4)
+            .map(|i| state.decide(&faults, &i.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [Fault::None, Fault::None, Fault::OverRate, Fault::OverRate]
+        );
     }
 
     #[test]

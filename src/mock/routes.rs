@@ -120,7 +120,23 @@ impl State {
             )
                 .into_response();
         }
+        let max_in_flight = u64::from(self.config.faults.max_in_flight);
+        if max_in_flight > 0 && self.counters.in_flight() > max_in_flight {
+            self.counters.refused();
+            guard.complete();
+            return (StatusCode::SERVICE_UNAVAILABLE, "over capacity").into_response();
+        }
         let fault = self.faults.decide(&self.config.faults, key);
+        if fault == Fault::OverRate {
+            self.counters.throttled();
+            guard.complete();
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                "rate limit exceeded",
+            )
+                .into_response();
+        }
         if fault == Fault::Slow {
             tokio::time::sleep(self.config.faults.slow).await;
         }
@@ -143,7 +159,7 @@ impl State {
                 });
                 Response::new(Body::from_stream(broken))
             }
-            Fault::None | Fault::Slow => {
+            Fault::None | Fault::Slow | Fault::OverRate => {
                 let response = ok();
                 if response.status().is_success() {
                     self.faults.succeeded(key);

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
     throttled: AtomicU64,
+    refused: AtomicU64,
     max_overtaken: AtomicU64,
     proxied: AtomicU64,
     flight: Mutex<Flight>,
@@ -37,6 +38,8 @@ pub struct MockStats {
     pub distinct_successes: u64,
     /// 429 answers sent.
     pub throttled: u64,
+    /// 503 answers of a server over its `max_in_flight`.
+    pub refused: u64,
     /// The most requests that arrived while one request was being handled: how far
     /// a client kept calling past its slowest call.
     pub max_overtaken: u64,
@@ -72,6 +75,7 @@ impl Counters {
             in_flight: self.in_flight.load(Ordering::SeqCst),
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
             throttled: self.throttled.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
             max_overtaken: self.max_overtaken.load(Ordering::SeqCst),
             proxied: self.proxied.load(Ordering::SeqCst),
             ..MockStats::default()
@@ -83,6 +87,7 @@ impl Counters {
         self.requests.store(0, Ordering::SeqCst);
         self.completed.store(0, Ordering::SeqCst);
         self.throttled.store(0, Ordering::SeqCst);
+        self.refused.store(0, Ordering::SeqCst);
         self.max_overtaken.store(0, Ordering::SeqCst);
         self.proxied.store(0, Ordering::SeqCst);
         *self.flight.lock() = Flight::default();
@@ -94,6 +99,15 @@ impl Counters {
 impl Counters {
     pub(crate) fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Requests being handled now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     pub(crate) fn proxied(&self) {

@@ -30,7 +30,7 @@ async fn soak_every_row_survives() {
         reset_rate: 0.02,
         slow_rate: 0.01,
         slow: Duration::from_secs(5),
-        per_minute: 0,
+        ..Faults::default()
     })
     .await;
     let ctx = context();
@@ -157,4 +157,42 @@ async fn allowed_hosts_block_before_connecting() {
         0,
         "no connection to a host not allowed"
     );
+}
+
+/// A 429 delays the request that got it by its Retry-After; the other rows to
+/// the same host go on (a service shedding a little load does not stall a job).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_delays_only_the_throttled_request() {
+    let api = common::mock(20).await;
+    let ctx = context();
+    for set in [
+        "SET async_udf.max_in_flight = 4",
+        "SET http.max_retries = 1",
+    ] {
+        run(&ctx, set).await.unwrap();
+    }
+    let sql = format!(
+        "SELECT value, r['status'] AS status, r['attempts'] AS attempts, r['elapsed_ms'] AS ms \
+         FROM (SELECT value, http_get(CASE WHEN value = 1 THEN '{}' ELSE '{}?id=' || value END) AS r \
+         FROM generate_series(1, 40)) ORDER BY value",
+        api.url("/status/429?retry_after=2"),
+        api.url("/v1/images/search")
+    );
+    let batches = run(&ctx, &sql).await.unwrap();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let column = |i: usize| {
+        arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone()
+    };
+    let (status, attempts, ms) = (column(1), column(2), column(3));
+    // row 1: throttled twice, waited the 2 s it was asked to
+    assert_eq!((status.value(0), attempts.value(0)), (429, 2));
+    assert!(ms.value(0) >= 2_000, "{}", ms.value(0));
+    // the 39 others, most of them sent while row 1 waited: none waited for it
+    for i in 1..40 {
+        assert_eq!(status.value(i), 200);
+        assert!(ms.value(i) < 1_000, "row {}: {} ms", i + 1, ms.value(i));
+    }
 }
