@@ -243,6 +243,14 @@ namespace! {
         /// session (0 = unlimited; fractions allowed: 120/min is 2.0); per
         /// executor process on a Ballista cluster.
         requests_per_second: f64 = 0.0,
+        /// Adapt each host's calls in flight and send rate to what it answers:
+        /// 502/503/504 and refused connections cut its limit to 0.9 × its calls
+        /// in flight (once per round trip), clean answers grow it back by one per
+        /// round trip; a 429 caps its send rate at 0.9 × its clean answers of the
+        /// last second, growing back 0.5 requests/s per second. Within
+        /// async_udf.max_in_flight and http.requests_per_second (hard caps).
+        /// false: fixed limits only.
+        adaptive: bool = true,
         /// Hosts that may be called, comma-separated; '*.example.com' matches
         /// subdomains; empty = all. Checked before connecting and after redirects.
         allowed_hosts: String = String::new(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 
-use crate::engine::{Budget, RateLimits};
+use crate::engine::{Adaptive, Budget, RateLimits};
 use crate::jobs::{Job, Queries};
 use crate::secret::Secrets;
 use crate::transport::HttpClient;
@@ -17,6 +17,7 @@ pub struct AsyncRuntime {
     budget: Budget,
     http: HttpClient,
     rate: RateLimits,
+    adaptive: Arc<Adaptive>,
     secrets: Arc<Secrets>,
     queries: Queries,
     /// The column functions bound to this runtime (run by its pipelined operator),
@@ -31,6 +32,7 @@ impl AsyncRuntime {
             budget: Budget::default(),
             http: HttpClient::new(),
             rate: RateLimits::default(),
+            adaptive: Arc::default(),
             secrets: Arc::default(),
             queries: Queries::default(),
             functions: parking_lot::Mutex::new(Vec::new()),
@@ -50,6 +52,11 @@ impl AsyncRuntime {
     /// The per-host rate limits shared by every query of the session.
     pub(crate) fn rate(&self) -> &RateLimits {
         &self.rate
+    }
+
+    /// The per-host adaptive limits shared by every query of the session.
+    pub(crate) fn adaptive(&self) -> &Arc<Adaptive> {
+        &self.adaptive
     }
 
     /// The session's queries: each one's share of the budget, the jobs running.

@@ -18,7 +18,8 @@
 //! * **Retries** ([`retry`]): exponential backoff with full jitter, a service's hint
 //!   (HTTP `Retry-After`) honoured and capped, an overall deadline.
 //! * **Rate limits** ([`RateLimits`]): requests per second per key, shared by the
-//!   session, and pauses per key.
+//!   session, and pauses per key; adaptive limits per key ([`Adaptive`]: calls in
+//!   flight and send rate following the answers' signals).
 //! * **Pipelining** ([`pipeline`]): chunks of a partition's batches admitted as the
 //!   window frees, across batch boundaries, output in input order.
 //! * **Metrics** ([`metrics`]): calls, retries, throttled answers, errors by kind, calls in
@@ -27,6 +28,8 @@
 //!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
 //!   first `Err` drops the rest.
 
+mod adaptive;
+pub(crate) mod adaptive_view;
 mod budget;
 mod chunks;
 mod context;
@@ -40,6 +43,7 @@ mod rate;
 mod retry;
 mod share;
 
+pub use adaptive::{Adaptive, Signal};
 pub use budget::Budget;
 pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};

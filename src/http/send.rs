@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use datafusion::common::Result;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
-use crate::engine::{GaveUp, RateLimits, RetryPolicy, Verdict, metrics, retry};
+use crate::engine::{Adaptive, GaveUp, RateLimits, RetryPolicy, Signal, Verdict, metrics, retry};
 use crate::runtime::AsyncRuntime;
 use crate::transport::{
-    AllowedHosts, ClientOptions, Outcome, Request, SecretHeaders, Settings, attempt, may_retry,
+    AllowedHosts, ClientOptions, ErrorKind, Outcome, Request, SecretHeaders, Settings, attempt,
+    may_retry,
 };
 
 /// The settings of one invocation (`http.*`, with `async_udf.*` for the retry
@@ -22,6 +23,9 @@ pub(crate) struct Policy {
     pub retry: RetryPolicy,
     pub retry_non_idempotent: bool,
     pub requests_per_second: f64,
+    /// Adaptive per-host limits, up to `ceiling` calls in flight per host.
+    pub adaptive: bool,
+    pub ceiling: usize,
 }
 
 fn millis(ms: u64) -> Option<Duration> {
@@ -53,6 +57,8 @@ impl Policy {
                 .with_deadline(millis(c.total_timeout_ms)),
             retry_non_idempotent: c.retry_non_idempotent || c.retry_post,
             requests_per_second: c.requests_per_second,
+            adaptive: c.adaptive,
+            ceiling: engine.max_in_flight.get(),
         }
     }
 }
@@ -63,6 +69,7 @@ impl Policy {
 pub(crate) struct Session<'a> {
     pub client: reqwest::Client,
     pub rate: &'a RateLimits,
+    pub adaptive: &'a Adaptive,
 }
 
 impl<'a> Session<'a> {
@@ -76,7 +83,19 @@ impl<'a> Session<'a> {
         Ok(Self {
             client,
             rate: runtime.rate(),
+            adaptive: runtime.adaptive(),
         })
+    }
+}
+
+/// What an answer says about the host's load.
+fn signal(outcome: &Outcome) -> Signal {
+    match (outcome.status, outcome.kind) {
+        (Some(429), _) => Signal::Throttled,
+        (Some(502..=504), _) | (None, ErrorKind::Connect | ErrorKind::Timeout) => {
+            Signal::Overloaded
+        }
+        _ => Signal::Clean,
     }
 }
 
@@ -94,13 +113,27 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     };
     let settings = &policy.transport;
     let client = &session.client;
-    let (request, host) = (&request, host.as_str());
+    // the adaptive limits are per service: host and port
+    let service = format!(
+        "{host}:{}",
+        request.url.port_or_known_default().unwrap_or_default()
+    );
+    let (request, host, service) = (&request, host.as_str(), service.as_str());
     let done = retry(
         retries,
         |_, left| async move {
-            let waited = session.rate.acquire(host, policy.requests_per_second).await;
-            metrics::rate_waited(waited);
+            let start = Instant::now();
+            let slot = if policy.adaptive {
+                Some(session.adaptive.acquire(service, policy.ceiling).await)
+            } else {
+                None
+            };
+            session.rate.acquire(host, policy.requests_per_second).await;
+            metrics::rate_waited(start.elapsed());
             let tried = attempt(client, request, settings, left).await;
+            if let Some(slot) = slot {
+                slot.answered(signal(&tried.outcome));
+            }
             let throttled = tried.outcome.status == Some(429);
             if throttled {
                 metrics::throttled();

@@ -56,6 +56,7 @@ impl AsyncPipelineExec {
         let metrics = ExecutionPlanMetricsSet::new();
         // the HTTP functions' name for answers that asked to slow down
         let stats = CallStats::registered(&metrics, "http_429");
+        crate::engine::adaptive_view::register(&metrics, runtime.adaptive());
         Ok(Self {
             input,
             async_exprs,

@@ -1,6 +1,7 @@
 //! The integration tests, one binary (one link of DataFusion instead of one per
 //! file): each module is one area, against the mock API on 127.0.0.1:0.
 
+mod adaptive;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "ballista")]
