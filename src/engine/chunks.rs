@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use datafusion::common::Result;
 
 /// Splits `0..rows` into consecutive ranges of at most `size` rows (`size` ≥ 1).
 pub fn chunk_ranges(rows: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
@@ -15,6 +18,20 @@ pub fn chunk_ranges(rows: usize, size: usize) -> impl Iterator<Item = Range<usiz
     (0..rows)
         .step_by(size)
         .map(move |start| start..(start + size).min(rows))
+}
+
+/// Which rows of a batch count toward `chunk_size` (the others ride along): the
+/// rows a per-chunk function is actually called with.
+#[derive(Clone)]
+pub struct Counted(pub Arc<CountRows>);
+
+/// Marks the rows of a batch that count.
+pub type CountRows = dyn Fn(&RecordBatch) -> Result<Vec<bool>> + Send + Sync;
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counted")
+    }
 }
 
 /// An input batch waiting to be cut, from `offset` on.

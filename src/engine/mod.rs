@@ -45,11 +45,12 @@ mod share;
 
 pub use adaptive::{Adaptive, Signal};
 pub use budget::Budget;
+pub use chunks::Counted;
 pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};
 pub use metrics::CallStats;
 pub use ordered::map_ordered;
-pub use pipeline::{Accounts, Counted, Window, pipeline};
+pub use pipeline::{Accounts, Window, pipeline};
 pub use rate::RateLimits;
 pub use retry::{GaveUp, RetryPolicy, Verdict, retry};
 pub use share::{Flow, Slot, Slots};

@@ -42,10 +42,10 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 
-use super::chunks::Cutter;
+use super::chunks::{Counted, Cutter};
 use super::context::in_chunk;
 use super::held::{ChunkBytes, WindowBytes, holding};
 use super::{CallStats, ChunkContext, Flow, Slot, Slots, metrics, share};
@@ -73,23 +73,12 @@ fn bytes_of(batches: &[RecordBatch]) -> usize {
         .sum()
 }
 
-/// Which rows of a batch count toward `chunk_size` (the others ride along): the
-/// rows a per-chunk function is actually called with.
-#[derive(Clone)]
-pub struct Counted(pub Arc<CountRows>);
-
-/// Marks the rows of a batch that count.
-pub type CountRows = dyn Fn(&RecordBatch) -> Result<Vec<bool>> + Send + Sync;
-
-impl std::fmt::Debug for Counted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Counted")
-    }
-}
-
 /// Rows per chunk before the bytes a row holds are known, when chunks are
 /// sized by bytes.
 pub(crate) const FIRST_CHUNK: usize = 16;
+
+/// Slot requests a partition keeps going at once when it takes a slot per chunk.
+const ASK_AHEAD: usize = 16;
 
 /// How much a partition's stream may have going at once.
 #[derive(Debug, Clone)]
@@ -121,6 +110,10 @@ struct State {
     window: Window,
     pending: Cutter,
     running: FuturesOrdered<Running>,
+    /// Budget slots asked for, when the window takes one per chunk: several at
+    /// once, so a burst of freed slots is not all served to other queries
+    /// while this partition asks for its next one.
+    asking: FuturesUnordered<BoxFuture<'static, Slot>>,
     /// Index and held bytes of each running chunk, in admission order.
     running_held: VecDeque<(usize, Arc<AtomicUsize>)>,
     /// Output waiting to be emitted, with the bytes each batch releases.
@@ -270,6 +263,26 @@ impl State {
         );
     }
 
+    /// Keeps up to [`ASK_AHEAD`] slot requests going while chunks may start
+    /// (none otherwise: their places in the queue go to others).
+    fn ask(&mut self, can_admit: bool) {
+        let Some(slots) = &self.window.permits else {
+            return;
+        };
+        if !can_admit {
+            if !self.asking.is_empty() {
+                self.asking = FuturesUnordered::new();
+            }
+            return;
+        }
+        let room = self.window.max_chunks.saturating_sub(self.running.len());
+        while self.asking.len() < room.min(ASK_AHEAD) {
+            let (slots, flow) = (Arc::clone(slots), self.flow.clone());
+            self.asking
+                .push(async move { slots.acquire(flow.as_deref()).await }.boxed());
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<RecordBatch>> {
         loop {
             if let Some(batch) = self.emit() {
@@ -281,8 +294,8 @@ impl State {
             if self.running.is_empty() && !can_admit && !want_input {
                 return None;
             }
-            let permits = self.window.permits.clone();
-            let flow = self.flow.clone();
+            self.ask(can_admit);
+            let counts_itself = self.window.permits.is_none();
             tokio::select! {
                 biased;
                 Some(result) = self.running.next(), if !self.running.is_empty() => match result {
@@ -294,9 +307,10 @@ impl State {
                     }
                     Err(e) => return Some(Err(e)),
                 },
-                permit = async { match permits { Some(s) => Some(s.acquire(flow.as_deref()).await), None => None } }, if can_admit => {
-                    self.admit(permit);
+                Some(slot) = self.asking.next(), if can_admit && !self.asking.is_empty() => {
+                    self.admit(Some(slot));
                 }
+                () = std::future::ready(()), if can_admit && counts_itself => self.admit(None),
                 batch = self.input.next(), if want_input => match batch {
                     None => self.input_done = true,
                     Some(Err(e)) => return Some(Err(e)),
@@ -346,6 +360,7 @@ pub fn pipeline(
         window,
         pending: Cutter::default(),
         running: FuturesOrdered::new(),
+        asking: FuturesUnordered::new(),
         running_held: VecDeque::new(),
         ready: VecDeque::new(),
         bytes,
