@@ -33,6 +33,7 @@
 
 mod faults;
 mod routes;
+mod state;
 mod stats;
 mod tls;
 mod web;
@@ -53,7 +54,7 @@ pub use web::PNG_BYTES;
 /// The latency the mock waits for a request with `id`, `median_ms` and `p99_ms`
 /// in its query string: log-normal, drawn deterministically from the id.
 pub fn lognormal_latency(id: &str, median_ms: f64, p99_ms: f64) -> std::time::Duration {
-    routes::State::lognormal(id, median_ms, p99_ms)
+    state::State::lognormal(id, median_ms, p99_ms)
 }
 
 /// How the mock behaves.
@@ -86,7 +87,7 @@ impl MockConfig {
 pub struct MockApi {
     addr: SocketAddr,
     scheme: &'static str,
-    state: Arc<routes::State>,
+    state: Arc<state::State>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
@@ -127,7 +128,7 @@ impl MockApi {
         L: axum::serve::Listener,
         L::Addr: std::fmt::Debug,
     {
-        let state = Arc::new(routes::State::new(config));
+        let state = Arc::new(state::State::new(config));
         let app = routes::router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use tower_http::compression::CompressionLayer;
 
-use super::routes::{State, streamed};
+use super::routes::streamed;
+use super::state::State;
 
 /// The size of `GET /image/png` (httpbin's PNG is this long too).
 pub const PNG_BYTES: usize = 8_090;
