@@ -114,13 +114,15 @@ impl Adaptive {
     /// Waits until a call to `key` may start under its limits (`ceiling`: the
     /// most it may ever have in flight).
     pub async fn acquire(&self, key: &str, ceiling: usize) -> KeySlot {
-        let entry = self.key(key, ceiling.max(1));
+        let ceiling = ceiling.max(1);
+        let entry = self.key(key, ceiling);
         loop {
             let freed = entry.freed.notified();
             let wait = {
                 let mut s = entry.state.lock();
                 let now = Instant::now();
                 s.used = now;
+                s.ceiling = ceiling;
                 // a key that was never cut (or grew back to the ceiling) is
                 // not limited: queries with other budgets share it
                 let bound = s.last_cut.is_some();
@@ -149,7 +151,6 @@ impl Adaptive {
     fn key(&self, key: &str, ceiling: usize) -> Arc<Key> {
         let mut keys = self.keys.lock();
         if let Some(k) = keys.get(key) {
-            k.state.lock().ceiling = ceiling;
             return Arc::clone(k);
         }
         let now = Instant::now();

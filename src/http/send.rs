@@ -114,10 +114,15 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     let settings = &policy.transport;
     let client = &session.client;
     // the adaptive limits are per service: host and port
-    let service = format!(
-        "{host}:{}",
-        request.url.port_or_known_default().unwrap_or_default()
-    );
+    // (only built when the limits are used: one allocation per row)
+    let service = if policy.adaptive {
+        format!(
+            "{host}:{}",
+            request.url.port_or_known_default().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     let (request, host, service) = (&request, host.as_str(), service.as_str());
     let done = retry(
         retries,
