@@ -137,7 +137,10 @@ async fn run(args: Args) -> Result<()> {
     let progress = crate::AsyncRuntime::of(&ctx)
         .ok()
         .filter(|_| progress::wanted(args.quiet))
-        .map(|_| progress::Progress::new(&Arc::default(), ProgressDrawTarget::stderr));
+        .map(|runtime| {
+            progress::Progress::new(&Arc::default(), ProgressDrawTarget::stderr)
+                .with_limits(Arc::clone(runtime.adaptive()))
+        });
     let drawing = progress.clone().map(progress::spawn);
     let shell = Shell {
         ctx,

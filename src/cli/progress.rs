@@ -6,6 +6,9 @@
 //! ⠙ 3,412 calls done · 256 in flight · 2 errors · 1,021 calls/s · 3.3 s
 //! ```
 //!
+//! When a host's adaptive limits hold it below the budget (`http.adaptive`), the
+//! line says so: `… · 3.3 s · api.example.com:443 limit 28, 4.5 req/s`.
+//!
 //! It reads the call counters of the statement running in the foreground (its
 //! query's [`CallStats`], see [`Progress::follow`]), so it covers every async
 //! function of this crate and `map_in_batches` in that statement, and not the
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
-use crate::engine::CallStats;
+use crate::engine::{Adaptive, CallStats};
 
 /// Calls must have been running this long before the line shows.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
@@ -56,6 +59,7 @@ pub struct Progress {
 
 struct State {
     stats: Arc<CallStats>,
+    limits: Option<Arc<Adaptive>>,
     target: fn() -> ProgressDrawTarget,
     period: Option<Period>,
     bar: Option<ProgressBar>,
@@ -76,6 +80,7 @@ impl Progress {
         let progress = Self {
             state: Arc::new(Mutex::new(State {
                 stats: Arc::clone(calls),
+                limits: None,
                 target,
                 period: None,
                 bar: None,
@@ -83,6 +88,13 @@ impl Progress {
         };
         progress.hook(calls);
         progress
+    }
+
+    /// Shows the hosts that `limits` holds below the budget too.
+    #[must_use]
+    pub fn with_limits(self, limits: Arc<Adaptive>) -> Self {
+        self.state.lock().limits = Some(limits);
+        self
     }
 
     /// Shows `stats`' calls from now on (the next statement's), starting a new count.
@@ -131,12 +143,15 @@ impl Progress {
         if elapsed < SHOW_AFTER {
             return;
         }
-        let line = line(
+        let mut line = line(
             done.saturating_sub(period.done_before),
             in_flight,
             errors.saturating_sub(period.errors_before),
             elapsed,
         );
+        if let Some(limits) = &state.limits {
+            line.push_str(&held_back(limits));
+        }
         let target = state.target;
         let bar = state.bar.get_or_insert_with(|| {
             let style = ProgressStyle::with_template("{spinner} {msg}")
@@ -172,6 +187,25 @@ fn line(done: usize, in_flight: usize, errors: usize, elapsed: Duration) -> Stri
     )
 }
 
+/// The hosts held below the budget by their adaptive limits, for the line.
+fn held_back(limits: &Adaptive) -> String {
+    limits
+        .report()
+        .into_iter()
+        .filter(|r| r.limit < r.ceiling || r.rate.is_some())
+        .map(|r| {
+            let mut what = Vec::new();
+            if r.limit < r.ceiling {
+                what.push(format!("limit {}", r.limit));
+            }
+            if let Some(rate) = r.rate {
+                what.push(format!("{rate:.1} req/s"));
+            }
+            format!(" · {} {}", r.key, what.join(", "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
@@ -179,6 +213,7 @@ mod tests {
     use indicatif::InMemoryTerm;
 
     use super::*;
+    use crate::engine::Signal;
     use crate::engine::metrics::{start_call, within};
 
     static TERM: OnceLock<InMemoryTerm> = OnceLock::new();
@@ -194,6 +229,20 @@ mod tests {
             line(12_345, 256, 2, Duration::from_millis(2500)),
             "12,345 calls done · 256 in flight · 2 errors · 4,938 calls/s · 2.5 s"
         );
+    }
+
+    #[tokio::test]
+    async fn names_the_hosts_held_below_the_budget() {
+        let limits = Adaptive::default();
+        assert_eq!(held_back(&limits), "");
+        let mut slots = Vec::new();
+        for _ in 0..4 {
+            slots.push(limits.acquire("api:443", 64).await);
+        }
+        limits.acquire("other:80", 64).await.answered(Signal::Clean);
+        // a first refusal holds the host at the 3 calls still in flight
+        slots.pop().map(|s| s.answered(Signal::Overloaded));
+        assert_eq!(held_back(&limits), " · api:443 limit 3");
     }
 
     #[tokio::test]

@@ -233,6 +233,20 @@ impl CallGuard {
     }
 }
 
+/// Runs `wait` (a call waiting to retry, its budget slot given back) counted
+/// out of the calls in flight of the current sinks, and back in after it.
+pub(crate) async fn out_of_flight<F: std::future::Future>(wait: F) -> F::Output {
+    let sinks = SINKS.try_with(Arc::clone).ok().filter(|s| !s.is_empty());
+    for s in sinks.iter().flat_map(|s| s.iter()) {
+        s.flight.lock().end(Instant::now());
+    }
+    let out = wait.await;
+    for s in sinks.iter().flat_map(|s| s.iter()) {
+        s.flight.lock().start(Instant::now());
+    }
+    out
+}
+
 impl Drop for CallGuard {
     fn drop(&mut self) {
         let Some(sinks) = &self.sinks else { return };

@@ -16,7 +16,8 @@
 //! * **Memory.** At most `max_in_flight` calls exist at a time: items not yet
 //!   admitted are not turned into futures.
 //! * **Retries** ([`retry`]): exponential backoff with full jitter, a service's hint
-//!   (HTTP `Retry-After`) honoured and capped, an overall deadline.
+//!   (HTTP `Retry-After`) honoured and capped, an overall deadline; a call
+//!   waiting to retry gives its budget slot back for the wait ([`lend`]).
 //! * **Rate limits** ([`RateLimits`]): requests per second per key, shared by the
 //!   session, and pauses per key; adaptive limits per key ([`Adaptive`]: calls in
 //!   flight and send rate following the answers' signals).
@@ -35,6 +36,7 @@ mod chunks;
 mod context;
 mod flight;
 pub(crate) mod held;
+mod lend;
 mod metric_view;
 pub mod metrics;
 mod ordered;

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::share::current_flow;
-use super::{Flow, Slot, Slots, held, metrics};
+use super::{Flow, Slot, Slots, held, lend, metrics};
 
 /// A budget slot for the next call, once its partition's window has room (checked
 /// again once the slot is ours: the window may have filled while it waited).
@@ -28,7 +28,8 @@ async fn slot(slots: &Arc<Slots>, flow: Option<&Flow>) -> Slot {
 ///
 /// An item is only turned into a future once a slot is held, so memory is bounded
 /// by the budget rather than by the number of items. The slot is released as soon
-/// as its call finishes; finished results waiting for a slower earlier item do not
+/// as its call finishes, and lent back while the call waits to retry (see
+/// [`lend`]); finished results waiting for a slower earlier item do not
 /// hold one. The first `Err` is returned at once and every other call in
 /// flight is dropped (cancelled).
 pub async fn map_ordered<I, T, F, Fut>(
@@ -57,14 +58,20 @@ where
                 if let Some((index, item)) = next.take() {
                     results.push(None);
                     // boxed at once: a call's future (a whole HTTP exchange) is
-                    // kilobytes, and every move below would copy it
-                    let call = Box::pin(call(item));
+                    // kilobytes, and every move below would copy it; the call
+                    // holds its slot (given back while it waits to retry)
+                    let call = Box::pin(lend::holding(
+                        Arc::clone(&slots),
+                        flow.clone(),
+                        permit,
+                        call(item),
+                    ));
                     let guard = metrics::start_call();
                     let expected = held::expect();
                     in_flight.push(async move {
                         let result = call.await;
                         guard.finish();
-                        drop((permit, expected));
+                        drop(expected);
                         (index, result)
                     });
                 }

@@ -134,7 +134,8 @@ where
                 gave_up: Some(GaveUp::Deadline),
             };
         }
-        tokio::time::sleep(delay).await;
+        // the call's budget slot is free meanwhile
+        super::lend::idle(delay).await;
         n += 1;
     }
 }

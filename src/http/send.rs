@@ -137,7 +137,7 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
             metrics::rate_waited(start.elapsed());
             let tried = attempt(client, request, settings, left).await;
             if let Some(slot) = slot {
-                slot.answered(signal(&tried.outcome));
+                slot.answered_after(signal(&tried.outcome), tried.retry_after);
             }
             let throttled = tried.outcome.status == Some(429);
             if throttled {

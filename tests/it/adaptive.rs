@@ -1,12 +1,12 @@
 //! Adaptive limits per host (`http.adaptive`): a server that refuses work above
 //! its capacity gets fewer refused requests than with fixed limits; answers
-//! show in `EXPLAIN ANALYZE`.
+//! show in `EXPLAIN ANALYZE`; a row waiting to retry holds no budget slot.
 
 use std::time::Duration;
 
 use datafusion_async_udf::mock::{Faults, MockApi, MockConfig, MockStats};
 
-use crate::common::{context, count, run};
+use crate::common::{self, context, count, run};
 
 /// 600 rows against a server refusing (503, at once) above 16 in flight, budget
 /// 128; what the server saw.
@@ -58,4 +58,35 @@ async fn a_capped_server_is_refused_less_often() {
         adaptive.refused,
         fixed.refused
     );
+}
+
+/// A row waiting out a `Retry-After` gives its budget slot back: with a budget
+/// of two and rows 1 and 2 throttled, the 38 other rows are all answered while
+/// those two wait their 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_waiting_to_retry_holds_no_budget_slot() {
+    let api = std::sync::Arc::new(common::mock(20).await);
+    let ctx = context();
+    for set in [
+        "SET async_udf.max_in_flight = 2",
+        "SET http.max_retries = 1",
+    ] {
+        run(&ctx, set).await.unwrap();
+    }
+    let sql = format!(
+        "SELECT count(*) FROM generate_series(1, 40) \
+         WHERE http_get(CASE WHEN value <= 2 THEN '{}' ELSE '{}?id=' || value END)['status'] > 0",
+        api.url("/status/429?retry_after=2"),
+        api.url("/v1/images/search")
+    );
+    let query = tokio::spawn(async move { run(&ctx, &sql).await.unwrap() });
+    common::until(Duration::from_secs(30), "the 38 other rows", || {
+        api.stats().successes >= 38
+    })
+    .await;
+    // the retries of rows 1 and 2 have not been sent yet
+    let seen = api.stats();
+    assert_eq!(seen.requests, 40, "{seen:?}");
+    query.await.unwrap();
+    assert_eq!(api.stats().requests, 42, "rows 1 and 2 retried once");
 }

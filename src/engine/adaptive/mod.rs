@@ -1,0 +1,227 @@
+//! Adaptive limits per key (for HTTP: per host): how many calls may be in flight
+//! to it, and how fast they may start, from the signals its answers give.
+//!
+//! * **Start**: a new key's calls start in a ramp, [`START_WINDOW`] doubling
+//!   every [`START_STEP`] (the budget within a few milliseconds), until its
+//!   first answer: a clean one frees the key; a refusal holds it (at the calls
+//!   still in flight for an overload, at one for a 429) until [`MIN_SAMPLE`]
+//!   answers tell load from chance: at least [`HOLD_SHARE`] overloaded cuts
+//!   it, anything less frees it. A server that refuses at once nearby is
+//!   caught after a few calls, not a whole budget's burst.
+//! * **Concurrency, AIMD** (the algorithm of TCP's congestion avoidance and of
+//!   Netflix concurrency-limits' `AIMDLimit`): when at least [`SIGNAL_SHARE`] of
+//!   the key's answers of the last second (at least [`MIN_SAMPLE`]) said
+//!   "overloaded" (for HTTP: 502, 503, 504, a refused connection, a timeout), the
+//!   key's limit is cut to [`BACKOFF`] × the calls in flight at that moment —
+//!   once per call sent after the last cut, so one burst of refusals counts
+//!   once; every clean answer adds 1 / limit, i.e. one call per round trip once
+//!   the limit is used. A call refused at a bound key's limit sets the limit
+//!   just below the calls then in flight (never more than [`BACKOFF`] under the
+//!   last cut), and the limit does not grow past that level for a second: a
+//!   server refusing above N calls is refused about once a second, not at every
+//!   probe. A key binds only from its first cut until it has grown back to the
+//!   ceiling (the session's budget): a service that never complains costs
+//!   nothing after its start.
+//! * **Rate** (like the AWS SDKs' adaptive retry mode): when at least
+//!   [`SIGNAL_SHARE`] of the key's answers of the last second (at least
+//!   [`MIN_SAMPLE`] of them) said "too many requests" (429), its send rate is
+//!   capped at [`BACKOFF`] × its clean answers of that second, and the next
+//!   call waits the `Retry-After` of that answer; each clean answer raises the
+//!   cap by [`RATE_PROBE`] / cap or [`RATE_GROWTH`] × cap, whichever is more,
+//!   and a cap that no longer binds is dropped. A 429 to a capped key shaves
+//!   the cap (not below [`BACKOFF`] × the last cut). A service that sheds a
+//!   few requests at random (fewer than that share) keeps its full rate: each
+//!   refused request waits its `Retry-After` alone.
+//!
+//! A key's state is kept while it is used, and dropped after [`IDLE`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use state::{Answer, Gate, State};
+
+mod state;
+
+/// What an answer said about the service's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A normal answer (whatever its status).
+    Clean,
+    /// Asked to slow down (HTTP 429).
+    Throttled,
+    /// Overloaded or unreachable (HTTP 502/503/504, connection refused).
+    Overloaded,
+}
+
+/// The factor of every cut.
+pub const BACKOFF: f64 = 0.9;
+/// Requests per second a rate cap grows by each second of clean answers (at
+/// least: a cap grows by [`RATE_GROWTH`] of itself per clean answer when that
+/// is more, so a high rate cut low at first is soon back).
+pub const RATE_PROBE: f64 = 0.5;
+/// Share of itself a rate cap grows by per clean answer, at least.
+pub const RATE_GROWTH: f64 = 0.005;
+/// Share of the last second's answers that must say "throttled" to cap the
+/// rate, or "overloaded" to cut the concurrency limit: a service that fails a
+/// few requests at random keeps its limits.
+pub const SIGNAL_SHARE: f64 = 0.25;
+/// Share of a new key's first answers that must say "overloaded" for its
+/// start to end in a cut (a first refusal by chance must not).
+pub const HOLD_SHARE: f64 = 0.5;
+/// Answers in the last second needed before a share means anything.
+pub const MIN_SAMPLE: usize = 10;
+/// Calls a new key may have in flight at first; doubled every [`START_STEP`]
+/// until its first answer.
+pub const START_WINDOW: usize = 4;
+/// How often a new key's start window doubles.
+pub const START_STEP: Duration = Duration::from_millis(1);
+/// A key unused this long is forgotten.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// What a key's limits did, for `EXPLAIN ANALYZE` and the progress line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyReport {
+    pub key: String,
+    /// The concurrency limit now, and the lowest it went.
+    pub limit: usize,
+    pub lowest: usize,
+    pub ceiling: usize,
+    /// The send-rate cap now (requests per second), if any.
+    pub rate: Option<f64>,
+    pub throttled: u64,
+    pub overloaded: u64,
+}
+
+#[derive(Debug)]
+struct Key {
+    state: Mutex<State>,
+    freed: Notify,
+}
+
+/// The adaptive limits of every key of a session.
+#[derive(Debug, Default)]
+pub struct Adaptive {
+    keys: Mutex<HashMap<String, Arc<Key>>>,
+}
+
+/// A call in flight to a key; report its answer with [`KeySlot::answered`].
+#[derive(Debug)]
+pub struct KeySlot {
+    key: Arc<Key>,
+    started: Instant,
+    /// Calls in flight to the key when it started, itself included.
+    level: usize,
+}
+
+impl Adaptive {
+    /// Waits until a call to `key` may start under its limits (`ceiling`: the
+    /// most it may ever have in flight).
+    pub async fn acquire(&self, key: &str, ceiling: usize) -> KeySlot {
+        let ceiling = ceiling.max(1);
+        let entry = self.key(key, ceiling);
+        loop {
+            let freed = entry.freed.notified();
+            let gate = {
+                let mut s = entry.state.lock();
+                let now = Instant::now();
+                s.ceiling = ceiling;
+                match s.try_start(now) {
+                    Gate::Open(level) => {
+                        return KeySlot {
+                            key: Arc::clone(&entry),
+                            started: now,
+                            level,
+                        };
+                    }
+                    gate => gate,
+                }
+            };
+            match gate {
+                Gate::Until(at) => tokio::time::sleep_until(at.into()).await,
+                Gate::Freed | Gate::Open(_) => freed.await,
+            }
+        }
+    }
+
+    fn key(&self, key: &str, ceiling: usize) -> Arc<Key> {
+        let mut keys = self.keys.lock();
+        if let Some(k) = keys.get(key) {
+            return Arc::clone(k);
+        }
+        let now = Instant::now();
+        keys.retain(|_, k| Arc::strong_count(k) > 1 || now - k.state.lock().used < IDLE);
+        let k = Arc::new(Key {
+            state: Mutex::new(State::new(ceiling, now)),
+            freed: Notify::new(),
+        });
+        keys.insert(key.to_string(), Arc::clone(&k));
+        k
+    }
+
+    /// What the keys' limits did, keys in name order.
+    pub fn report(&self) -> Vec<KeyReport> {
+        let keys = self.keys.lock();
+        let mut out: Vec<KeyReport> = keys
+            .iter()
+            .map(|(key, k)| {
+                let s = k.state.lock();
+                KeyReport {
+                    key: key.clone(),
+                    limit: s.limit(Instant::now()).min(s.ceiling),
+                    lowest: s.lowest.floor() as usize,
+                    ceiling: s.ceiling,
+                    rate: s.rate,
+                    throttled: s.throttled,
+                    overloaded: s.overloaded,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+impl KeySlot {
+    /// The call ended with `signal`: the key's limits follow it.
+    #[cfg(test)]
+    pub fn answered(self, signal: Signal) {
+        self.answered_after(signal, None);
+    }
+
+    /// The call ended with `signal`, asking to wait `retry_after` (a throttled
+    /// answer's hint): the key's limits follow it.
+    pub fn answered_after(self, signal: Signal, retry_after: Option<Duration>) {
+        let mut s = self.key.state.lock();
+        let now = Instant::now();
+        let before = s.limit(now);
+        let answer = Answer {
+            signal,
+            started: self.started,
+            level: self.level,
+            retry_after,
+        };
+        s.answered(answer, now);
+        let rose = s.limit(now) > before;
+        drop(s);
+        if rose {
+            // a start window ended, a hold was lifted: every waiter may go
+            self.key.freed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        let mut s = self.key.state.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        drop(s);
+        self.key.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests;

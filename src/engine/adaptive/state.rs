@@ -1,0 +1,337 @@
+//! One key's limits: the phase it is in, and how each answer moves them.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::{
+    BACKOFF, HOLD_SHARE, MIN_SAMPLE, RATE_GROWTH, RATE_PROBE, SIGNAL_SHARE, START_STEP,
+    START_WINDOW, Signal,
+};
+
+/// Where a key's concurrency limit is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Phase {
+    /// No answer yet: calls start in a ramp from [`START_WINDOW`], doubling
+    /// every [`START_STEP`] since `since`.
+    Ramp { since: Instant },
+    /// A first answer said "slow down": no more than `window` calls until the
+    /// answers of the last second tell load from chance.
+    Hold { window: usize },
+    /// Not limited (never overloaded, or grown back to the ceiling).
+    Free,
+    /// Overloaded: at most `limit` calls (AIMD), since its cut to `base` at
+    /// `since`.
+    Bound {
+        limit: f64,
+        base: f64,
+        since: Instant,
+    },
+}
+
+/// A call's answer, as the limits see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answer {
+    pub signal: Signal,
+    /// When the call started, and the calls in flight then (itself included).
+    pub started: Instant,
+    pub level: usize,
+    /// How long a throttled answer asked to wait.
+    pub retry_after: Option<Duration>,
+}
+
+/// What a call to the key must wait for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gate {
+    Open(usize),
+    /// A call in flight to end.
+    Freed,
+    /// This moment (the ramp's next step, the rate's next send).
+    Until(Instant),
+}
+
+/// One key's limits and what they went through.
+#[derive(Debug)]
+pub(super) struct State {
+    pub ceiling: usize,
+    pub phase: Phase,
+    pub in_flight: usize,
+    /// Lowest limit so far (the ceiling when never cut).
+    pub lowest: f64,
+    /// Mean round trip of clean answers (exponentially weighted).
+    pub rtt: Duration,
+    pub rate: Option<f64>,
+    pub next_send: Instant,
+    pub last_rate_cut: Option<Instant>,
+    /// The rate set by the last cut a share of answers called for.
+    rate_base: f64,
+    /// When the clean, throttled and overloaded answers of the last second arrived.
+    recent_ok: VecDeque<Instant>,
+    recent_throttled: VecDeque<Instant>,
+    recent_overloaded: VecDeque<Instant>,
+    /// When, and at how many calls in flight, calls sent at a bound key's
+    /// limit were refused as overloaded (the last second's).
+    refused_levels: VecDeque<(Instant, usize)>,
+    pub throttled: u64,
+    pub overloaded: u64,
+    pub used: Instant,
+}
+
+impl State {
+    pub fn new(ceiling: usize, now: Instant) -> Self {
+        Self {
+            ceiling,
+            phase: Phase::Ramp { since: now },
+            in_flight: 0,
+            lowest: ceiling as f64,
+            rtt: Duration::ZERO,
+            rate: None,
+            next_send: now,
+            last_rate_cut: None,
+            rate_base: 0.0,
+            recent_ok: VecDeque::new(),
+            recent_throttled: VecDeque::new(),
+            recent_overloaded: VecDeque::new(),
+            refused_levels: VecDeque::new(),
+            throttled: 0,
+            overloaded: 0,
+            used: now,
+        }
+    }
+
+    /// The concurrency limit now (`usize::MAX`: none).
+    pub fn limit(&self, now: Instant) -> usize {
+        match self.phase {
+            Phase::Ramp { since } => {
+                let steps = (now - since).as_nanos() / START_STEP.as_nanos();
+                START_WINDOW
+                    .checked_shl(u32::try_from(steps).unwrap_or(u32::MAX))
+                    .unwrap_or(usize::MAX)
+            }
+            Phase::Hold { window } => window,
+            Phase::Free => usize::MAX,
+            Phase::Bound { limit, .. } => (limit.floor() as usize).max(1),
+        }
+    }
+
+    /// Whether a call may start now; if so, it is counted in flight (`Open`
+    /// with the calls then in flight, itself included).
+    pub fn try_start(&mut self, now: Instant) -> Gate {
+        self.used = now;
+        let limit = self.limit(now).min(self.ceiling.max(1));
+        if self.in_flight >= limit {
+            return match self.phase {
+                Phase::Ramp { since } => {
+                    let steps = (now - since).as_nanos() / START_STEP.as_nanos() + 1;
+                    Gate::Until(since + START_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
+                }
+                _ => Gate::Freed,
+            };
+        }
+        if self.rate.is_some() && self.next_send > now {
+            return Gate::Until(self.next_send);
+        }
+        if let Some(rate) = self.rate {
+            self.next_send = self.next_send.max(now) + Duration::from_secs_f64(1.0 / rate);
+        }
+        self.in_flight += 1;
+        Gate::Open(self.in_flight)
+    }
+
+    /// A call started at `started` with `level` calls in flight (itself
+    /// included) ended with `signal` at `now`.
+    pub fn answered(&mut self, answer: Answer, now: Instant) {
+        let Answer {
+            signal,
+            started,
+            level,
+            retry_after,
+        } = answer;
+        let recent = match signal {
+            Signal::Clean => &mut self.recent_ok,
+            Signal::Throttled => &mut self.recent_throttled,
+            Signal::Overloaded => &mut self.recent_overloaded,
+        };
+        recent.push_back(now);
+        for times in [
+            &mut self.recent_ok,
+            &mut self.recent_throttled,
+            &mut self.recent_overloaded,
+        ] {
+            last_second(times, now);
+        }
+        while self
+            .refused_levels
+            .front()
+            .is_some_and(|(t, _)| now - *t > Duration::from_secs(1))
+        {
+            self.refused_levels.pop_front();
+        }
+        match signal {
+            Signal::Clean => self.clean(now - started, now),
+            Signal::Throttled => {
+                self.throttled += 1;
+                // a 429 first: one call at a time until the answers tell
+                self.first_refusal(1);
+                self.throttled_rate(started, retry_after, now);
+            }
+            Signal::Overloaded => {
+                self.overloaded += 1;
+                self.first_refusal(self.in_flight.saturating_sub(1));
+                self.overload(started, level, now);
+            }
+        }
+        if let Phase::Hold { .. } = self.phase {
+            self.decide(now);
+        }
+    }
+
+    fn clean(&mut self, rtt: Duration, now: Instant) {
+        self.rtt = if self.rtt.is_zero() {
+            rtt
+        } else {
+            self.rtt.mul_f64(0.9) + rtt.mul_f64(0.1)
+        };
+        let ceiling = self.ceiling as f64;
+        match &mut self.phase {
+            // a clean first answer: nothing to fear from this key
+            Phase::Ramp { .. } => self.phase = Phase::Free,
+            Phase::Bound { limit, .. } => {
+                // not past what was refused lately (unless cut below it)
+                let top = self.refused_levels.iter().map(|&(_, l)| l).min();
+                let top = top.map_or(ceiling, |l| (l.saturating_sub(1) as f64).max(*limit));
+                *limit = (*limit + 1.0 / limit.max(1.0)).min(ceiling).min(top);
+                if *limit >= ceiling {
+                    self.phase = Phase::Free;
+                }
+            }
+            Phase::Hold { .. } | Phase::Free => {}
+        }
+        if let Some(rate) = self.rate {
+            let rate = rate + (RATE_PROBE / rate.max(1.0)).max(RATE_GROWTH * rate);
+            // a cap above what the concurrency limit can send binds nothing
+            let sendable = self.limit(now).min(self.ceiling) as f64;
+            let unbound = self.rtt > Duration::ZERO
+                && rate > 2.0 * sendable / self.rtt.as_secs_f64().max(1e-3);
+            self.rate = (!unbound).then_some(rate);
+        }
+    }
+
+    /// A refusal in the ramp holds the key at `window` calls (for an
+    /// overload: the calls still in flight, this one no longer is); every
+    /// further refusal while held lowers it.
+    fn first_refusal(&mut self, window: usize) {
+        let in_flight = window.max(1);
+        match self.phase {
+            Phase::Ramp { .. } => self.phase = Phase::Hold { window: in_flight },
+            Phase::Hold { window } => {
+                self.phase = Phase::Hold {
+                    window: window.min(in_flight),
+                }
+            }
+            Phase::Free | Phase::Bound { .. } => {}
+        }
+    }
+
+    /// Shares of the last second's answers: (throttled, overloaded), once
+    /// there are enough of them to mean anything.
+    fn shares(&self) -> Option<(f64, f64)> {
+        let (ok, t, o) = (
+            self.recent_ok.len(),
+            self.recent_throttled.len(),
+            self.recent_overloaded.len(),
+        );
+        let all = ok + t + o;
+        (all >= MIN_SAMPLE).then(|| (t as f64 / all as f64, o as f64 / all as f64))
+    }
+
+    /// Held after a first refusal: once the sample is large enough, bound (the
+    /// service is overloaded) or free (it refused by chance, or only asks for a
+    /// slower rate, which the rate cap handles).
+    fn decide(&mut self, now: Instant) {
+        let Phase::Hold { window } = self.phase else {
+            return;
+        };
+        match self.shares() {
+            Some((_, overloaded)) if overloaded >= HOLD_SHARE => {
+                self.cut_to(window as f64, now);
+            }
+            Some(_) => self.phase = Phase::Free,
+            None => {}
+        }
+    }
+
+    /// Cuts the limit to [`BACKOFF`] × the calls in flight, at most `limit`.
+    fn cut_to(&mut self, limit: f64, now: Instant) {
+        let limit = limit.min(self.in_flight as f64 * BACKOFF).max(1.0);
+        self.lowest = self.lowest.min(limit);
+        self.phase = Phase::Bound {
+            limit,
+            base: limit,
+            since: now,
+        };
+    }
+
+    /// An overloaded answer: a free key is cut when a share of its answers
+    /// says so (chance failures do not); a bound key too, at most once per
+    /// call sent after its last cut (one burst counts once). A call refused at
+    /// a bound key's limit also sets the limit below it (not more than
+    /// [`BACKOFF`] under the last cut: chance refusals shave, never sink it).
+    fn overload(&mut self, started: Instant, level: usize, now: Instant) {
+        let share = self.shares().is_some_and(|(_, o)| o >= SIGNAL_SHARE);
+        match self.phase {
+            Phase::Free if share => self.cut_to(self.ceiling as f64, now),
+            Phase::Bound { limit, since, .. } if share && started >= since => {
+                self.cut_to(limit, now);
+            }
+            Phase::Bound { limit, base, since } if level >= limit.floor() as usize => {
+                self.refused_levels.push_back((now, level));
+                let below = (level.saturating_sub(1) as f64)
+                    .max(base * BACKOFF)
+                    .max(1.0);
+                self.phase = Phase::Bound {
+                    limit: limit.min(below),
+                    base,
+                    since,
+                };
+                self.lowest = self.lowest.min(limit.min(below));
+            }
+            _ => {}
+        }
+    }
+
+    /// A throttled answer: when a share of the last second's answers says so,
+    /// the send rate is capped at [`BACKOFF`] × the clean answers of that
+    /// second (a young key's fewer: low at first, it grows back fast), the
+    /// first send after the cut waiting the `Retry-After` the service gave.
+    /// A capped key refused again by a call sent after the cut is shaved to
+    /// that measure, never below [`BACKOFF`] × the cut (chance 429s do not
+    /// sink it).
+    fn throttled_rate(&mut self, started: Instant, retry_after: Option<Duration>, now: Instant) {
+        let cap = (self.recent_ok.len() as f64 * BACKOFF).max(1.0);
+        let after_cut = self.last_rate_cut.is_none_or(|t| started >= t);
+        if !after_cut {
+            // sent before the last cut: what was measured since counts
+            // (a burst's answers arrive in any order)
+            self.rate = self.rate.map(|r| r.max(cap));
+        } else if self.shares().is_some_and(|(t, _)| t >= SIGNAL_SHARE) {
+            let rate = self.rate.map_or(cap, |r| r.min(cap));
+            self.rate = Some(rate);
+            self.rate_base = rate;
+            self.last_rate_cut = Some(now);
+            self.next_send = self.next_send.max(now + retry_after.unwrap_or_default());
+        } else if let Some(rate) = self.rate {
+            self.rate = Some(rate.min(cap).max(self.rate_base * BACKOFF));
+            self.last_rate_cut = Some(now);
+        }
+    }
+}
+
+/// Drops the times older than a second.
+fn last_second(times: &mut VecDeque<Instant>, now: Instant) {
+    while times
+        .front()
+        .is_some_and(|t| now - *t > Duration::from_secs(1))
+    {
+        times.pop_front();
+    }
+}
