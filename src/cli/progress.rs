@@ -189,21 +189,23 @@ fn line(done: usize, in_flight: usize, errors: usize, elapsed: Duration) -> Stri
 
 /// The hosts held below the budget by their adaptive limits, for the line.
 fn held_back(limits: &Adaptive) -> String {
-    limits
-        .report()
-        .into_iter()
-        .filter(|r| r.limit < r.ceiling || r.rate.is_some())
-        .map(|r| {
-            let mut what = Vec::new();
-            if r.limit < r.ceiling {
-                what.push(format!("limit {}", r.limit));
-            }
-            if let Some(rate) = r.rate {
-                what.push(format!("{rate:.1} req/s"));
-            }
-            format!(" · {} {}", r.key, what.join(", "))
-        })
-        .collect()
+    let mut out = String::new();
+    for r in limits.report() {
+        let mut what = Vec::new();
+        if r.limit < r.ceiling {
+            what.push(format!("limit {}", r.limit));
+        }
+        if let Some(rate) = r.rate {
+            what.push(format!("{rate:.1} req/s"));
+        }
+        if !what.is_empty() {
+            out.push_str(" · ");
+            out.push_str(&r.key);
+            out.push(' ');
+            out.push_str(&what.join(", "));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -241,7 +243,7 @@ mod tests {
         }
         limits.acquire("other:80", 64).await.answered(Signal::Clean);
         // a first refusal holds the host at the 3 calls still in flight
-        slots.pop().map(|s| s.answered(Signal::Overloaded));
+        slots.pop().expect("a slot").answered(Signal::Overloaded);
         assert_eq!(held_back(&limits), " · api:443 limit 3");
     }
 

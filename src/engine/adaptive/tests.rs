@@ -89,7 +89,7 @@ async fn a_new_key_ramps_up_until_its_first_answer() {
     // the window doubles every step: the fifth call waited for the first
     assert!(start.elapsed() >= START_STEP, "{:?}", start.elapsed());
     // a clean first answer: the key is not limited any more
-    slots.pop().map(|s| s.answered(Signal::Clean));
+    slots.pop().expect("a slot").answered(Signal::Clean);
     for _ in 0..60 {
         let slot = Box::pin(a.acquire("h", 64)).now_or_never();
         slots.push(slot.expect("no limit after a clean answer"));
@@ -101,7 +101,7 @@ async fn a_new_key_ramps_up_until_its_first_answer() {
 async fn a_first_refusal_by_chance_holds_the_key_only_until_the_answers_tell() {
     let a = Adaptive::default();
     let mut slots = take(&a, "h", 4).await;
-    slots.pop().map(|s| s.answered(Signal::Overloaded));
+    slots.pop().expect("a slot").answered(Signal::Overloaded);
     // held at the 3 calls still in flight
     assert_eq!(a.report()[0].limit, 3);
     assert!(Box::pin(a.acquire("h", 64)).now_or_never().is_none());
@@ -135,7 +135,7 @@ async fn a_bound_key_stays_below_the_level_it_was_refused_at() {
     assert!(limit < 64, "bound: {limit}");
     // a call sent at the limit is refused: the limit goes just below it
     let mut slots = take(&a, "h", limit).await;
-    slots.pop().map(|s| s.answered(Signal::Overloaded));
+    slots.pop().expect("a slot").answered(Signal::Overloaded);
     assert_eq!(a.report()[0].limit, limit - 1);
     // and does not grow past it while that refusal is recent
     for slot in slots.drain(..) {
