@@ -55,8 +55,9 @@ pub struct Sizes {
     pub fair_budget: usize,
     /// Calls of the small job of the fairness runs.
     pub fair_small_calls: usize,
-    /// Rows of the throttling runs: random 429s, a concurrency cap, a rate cap.
-    pub throttle_rows: (usize, usize, usize),
+    /// Rows of the throttling runs: random 429s (a short job and a long one),
+    /// a concurrency cap, a rate cap.
+    pub throttle_rows: (usize, usize, usize, usize),
     /// Calls of the cluster run (feature `ballista`), at the seed latency.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub cluster_calls: usize,
@@ -74,7 +75,7 @@ const FULL: Sizes = Sizes {
     heavy_tail_calls: 5000,
     fair_budget: 64,
     fair_small_calls: 50,
-    throttle_rows: (5000, 2000, 50),
+    throttle_rows: (5000, 50_000, 2000, 50),
     cluster_calls: 10_000,
 };
 
@@ -90,7 +91,7 @@ const QUICK: Sizes = Sizes {
     heavy_tail_calls: 500,
     fair_budget: 16,
     fair_small_calls: 20,
-    throttle_rows: (500, 200, 10),
+    throttle_rows: (500, 2000, 200, 10),
     cluster_calls: 400,
 };
 

@@ -46,7 +46,7 @@ async fn job(
 }
 
 pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
-    let (shed_rows, cap_rows, rate_rows) = sizes.throttle_rows;
+    let (shed_rows, long_rows, cap_rows, rate_rows) = sizes.throttle_rows;
     let mut t = Table::new(
         "Throttling",
         "Defaults except `async_udf.max_in_flight = 256`, `http.max_retries = 10`; each \
@@ -65,16 +65,23 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
             "refused / requests",
         ],
     );
+    let shed = Faults {
+        seed: 16,
+        throttle_rate: 0.05,
+        ..Faults::default()
+    };
     let servers = [
         (
             "random 5 % 429 (Retry-After 1 s), 20 ms",
             shed_rows,
             20,
-            Faults {
-                seed: 16,
-                throttle_rate: 0.05,
-                ..Faults::default()
-            },
+            shed,
+        ),
+        (
+            "random 5 % 429 (Retry-After 1 s), 20 ms",
+            long_rows,
+            20,
+            shed,
         ),
         (
             "503 above 32 in flight, 50 ms",
@@ -100,7 +107,7 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
         for adaptive in [false, true] {
             let (wall, s) = job(rows, latency, faults, adaptive).await?;
             let refused = refused_share(&s);
-            let (measure, what, value, met) = judge(i, rows, latency, wall, clean, refused);
+            let (measure, target) = judge(i, rows, latency, wall, clean, refused);
             t.row(row(
                 server,
                 rows,
@@ -110,7 +117,7 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
                 &measure,
                 &s,
             ));
-            if adaptive {
+            if let (true, Some((what, value, met))) = (adaptive, target) {
                 report.target(&format!("throttling: {what}"), value, met);
             }
         }
@@ -162,7 +169,8 @@ fn row(
     ]
 }
 
-/// The measure of server `i`'s row, and its target: (measure, target, measured, met).
+/// The measure of server `i`'s row, and its target if it has one:
+/// (measure, (target, measured, met)).
 fn judge(
     i: usize,
     rows: usize,
@@ -170,33 +178,43 @@ fn judge(
     wall: f64,
     clean: f64,
     refused: f64,
-) -> (String, &'static str, String, bool) {
+) -> (String, Option<(&'static str, String, bool)>) {
     match i {
-        0 => {
+        0 | 1 => {
             let share = clean / wall;
-            (
-                format!("throughput {share:.2} of fault-free"),
-                "random 5 % 429 keeps ≥ 50 % of the fault-free throughput",
-                format!("{share:.2}"),
-                share >= 0.5,
-            )
+            let measure = format!("throughput {share:.2} of fault-free");
+            // a short job lasts as long as its unluckiest row's waits (two
+            // 429s: 2 s): the target is the long job's, whose throughput that
+            // tail does not decide
+            let target = (i == 1).then(|| {
+                (
+                    "random 5 % 429 keeps ≥ 50 % of the fault-free throughput",
+                    format!("{share:.2}"),
+                    share >= 0.5,
+                )
+            });
+            (measure, target)
         }
-        1 => {
+        2 => {
             let e = rows.div_ceil(32) as f64 * latency_ms as f64 / 1000.0 / wall;
             (
                 format!("efficiency {e:.2} of ceil(N/32)·L"),
-                "a server refusing above 32 in flight: efficiency ≥ 0.8 and refused ≤ 10 %",
-                format!("{e:.2}, refused {:.0} %", refused * 100.0),
-                e >= 0.8 && refused <= 0.1,
+                Some((
+                    "a server refusing above 32 in flight: efficiency ≥ 0.8 and refused ≤ 10 %",
+                    format!("{e:.2}, refused {:.0} %", refused * 100.0),
+                    e >= 0.8 && refused <= 0.1,
+                )),
             )
         }
         _ => {
             let of = rows as f64 / wall / 5.0;
             (
                 format!("{of:.2} of the allowed rate"),
-                "a server allowing 5 requests/s: ≥ 0.9 of the rate and refused ≤ 10 %",
-                format!("{of:.2}, refused {:.0} %", refused * 100.0),
-                of >= 0.9 && refused <= 0.1,
+                Some((
+                    "a server allowing 5 requests/s: ≥ 0.9 of the rate and refused ≤ 10 %",
+                    format!("{of:.2}, refused {:.0} %", refused * 100.0),
+                    of >= 0.9 && refused <= 0.1,
+                )),
             )
         }
     }

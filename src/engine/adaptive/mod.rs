@@ -2,7 +2,8 @@
 //! to it, and how fast they may start, from the signals its answers give.
 //!
 //! * **Start**: a new key's calls start in a ramp, [`START_WINDOW`] doubling
-//!   every [`START_STEP`] (the budget within a few milliseconds), until its
+//!   every [`START_STEP`] (the budget within a few milliseconds; one waiter
+//!   sleeps until the next step and wakes the others one by one), until its
 //!   first answer: a clean one frees the key; a refusal holds it (at the calls
 //!   still in flight for an overload, at one for a 429) until [`MIN_SAMPLE`]
 //!   answers tell load from chance: at least [`HOLD_SHARE`] overloaded cuts
@@ -24,12 +25,15 @@
 //!   nothing after its start.
 //! * **Rate** (like the AWS SDKs' adaptive retry mode): when at least
 //!   [`SIGNAL_SHARE`] of the key's answers of the last second (at least
-//!   [`MIN_SAMPLE`] of them) said "too many requests" (429), its send rate is
+//!   [`MIN_SAMPLE`] of them; [`HOLD_SHARE`] of a key's first answers) said
+//!   "too many requests" (429), its send rate is
 //!   capped at [`BACKOFF`] × its clean answers of that second, and the next
 //!   call waits the `Retry-After` of that answer; each clean answer raises the
 //!   cap by [`RATE_PROBE`] / cap or [`RATE_GROWTH`] × cap, whichever is more,
 //!   and a cap that no longer binds is dropped. A 429 to a capped key shaves
-//!   the cap (not below [`BACKOFF`] × the last cut). A service that sheds a
+//!   the cap (not below [`BACKOFF`] × the last cut), and the cap grows back to
+//!   no more than [`RATE_MARGIN`] × the clean answers of the second before
+//!   that 429 for [`RATE_MEMORY`]. A service that sheds a
 //!   few requests at random (fewer than that share) keeps its full rate: each
 //!   refused request waits its `Retry-After` alone.
 //!
@@ -65,6 +69,11 @@ pub const BACKOFF: f64 = 0.9;
 pub const RATE_PROBE: f64 = 0.5;
 /// Share of itself a rate cap grows by per clean answer, at least.
 pub const RATE_GROWTH: f64 = 0.005;
+/// Share of the rate a capped key was refused at (its clean answers of the
+/// second before) that its cap may grow back to within [`RATE_MEMORY`].
+pub const RATE_MARGIN: f64 = 0.95;
+/// How long a capped key remembers the rate it was refused at.
+pub const RATE_MEMORY: Duration = Duration::from_secs(5);
 /// Share of the last second's answers that must say "throttled" to cap the
 /// rate, or "overloaded" to cut the concurrency limit: a service that fails a
 /// few requests at random keeps its limits.
@@ -131,6 +140,11 @@ impl Adaptive {
                 s.ceiling = ceiling;
                 match s.try_start(now) {
                     Gate::Open(level) => {
+                        let more = s.ramp_room(now);
+                        drop(s);
+                        if more {
+                            entry.freed.notify_one();
+                        }
                         return KeySlot {
                             key: Arc::clone(&entry),
                             started: now,
@@ -142,6 +156,11 @@ impl Adaptive {
             };
             match gate {
                 Gate::Until(at) => tokio::time::sleep_until(at.into()).await,
+                Gate::Step(at) => {
+                    // dropped while asleep too: another waiter takes the step
+                    let _stepped = Stepped(&entry);
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 Gate::Freed | Gate::Open(_) => freed.await,
             }
         }
@@ -211,6 +230,16 @@ impl KeySlot {
             // a start window ended, a hold was lifted: every waiter may go
             self.key.freed.notify_waiters();
         }
+    }
+}
+
+/// The waiter of a ramp's step is awake (or gone): the next may step.
+struct Stepped<'a>(&'a Key);
+
+impl Drop for Stepped<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().stepped();
+        self.0.freed.notify_one();
     }
 }
 

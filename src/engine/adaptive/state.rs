@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    BACKOFF, HOLD_SHARE, MIN_SAMPLE, RATE_GROWTH, RATE_PROBE, SIGNAL_SHARE, START_STEP,
-    START_WINDOW, Signal,
+    BACKOFF, HOLD_SHARE, MIN_SAMPLE, RATE_GROWTH, RATE_MARGIN, RATE_MEMORY, RATE_PROBE,
+    SIGNAL_SHARE, START_STEP, START_WINDOW, Signal,
 };
 
 /// Where a key's concurrency limit is.
@@ -45,8 +45,10 @@ pub(super) enum Gate {
     Open(usize),
     /// A call in flight to end.
     Freed,
-    /// This moment (the ramp's next step, the rate's next send).
+    /// This moment (the rate's next send).
     Until(Instant),
+    /// The ramp's next step, at this moment (then [`State::stepped`]).
+    Step(Instant),
 }
 
 /// One key's limits and what they went through.
@@ -55,6 +57,8 @@ pub(super) struct State {
     pub ceiling: usize,
     pub phase: Phase,
     pub in_flight: usize,
+    /// A waiter sleeps until the ramp's next step.
+    stepping: bool,
     /// Lowest limit so far (the ceiling when never cut).
     pub lowest: f64,
     /// Mean round trip of clean answers (exponentially weighted).
@@ -64,6 +68,9 @@ pub(super) struct State {
     pub last_rate_cut: Option<Instant>,
     /// The rate set by the last cut a share of answers called for.
     rate_base: f64,
+    /// The clean answers of the second before the last 429 to a capped key,
+    /// and when: the cap does not grow past that rate for [`RATE_MEMORY`].
+    rate_top: Option<(f64, Instant)>,
     /// When the clean, throttled and overloaded answers of the last second arrived.
     recent_ok: VecDeque<Instant>,
     recent_throttled: VecDeque<Instant>,
@@ -82,12 +89,14 @@ impl State {
             ceiling,
             phase: Phase::Ramp { since: now },
             in_flight: 0,
+            stepping: false,
             lowest: ceiling as f64,
             rtt: Duration::ZERO,
             rate: None,
             next_send: now,
             last_rate_cut: None,
             rate_base: 0.0,
+            rate_top: None,
             recent_ok: VecDeque::new(),
             recent_throttled: VecDeque::new(),
             recent_overloaded: VecDeque::new(),
@@ -120,9 +129,12 @@ impl State {
         let limit = self.limit(now).min(self.ceiling.max(1));
         if self.in_flight >= limit {
             return match self.phase {
-                Phase::Ramp { since } => {
+                // one waiter sleeps until the next step, the others until it
+                // (or a call started after it) wakes them one by one
+                Phase::Ramp { since } if !self.stepping => {
+                    self.stepping = true;
                     let steps = (now - since).as_nanos() / START_STEP.as_nanos() + 1;
-                    Gate::Until(since + START_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
+                    Gate::Step(since + START_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
                 }
                 _ => Gate::Freed,
             };
@@ -135,6 +147,17 @@ impl State {
         }
         self.in_flight += 1;
         Gate::Open(self.in_flight)
+    }
+
+    /// The waiter of a ramp's step woke up.
+    pub fn stepped(&mut self) {
+        self.stepping = false;
+    }
+
+    /// Whether a ramping key has room for another call (the next waiter may go).
+    pub fn ramp_room(&self, now: Instant) -> bool {
+        matches!(self.phase, Phase::Ramp { .. })
+            && self.in_flight < self.limit(now).min(self.ceiling)
     }
 
     /// A call started at `started` with `level` calls in flight (itself
@@ -207,7 +230,15 @@ impl State {
             Phase::Hold { .. } | Phase::Free => {}
         }
         if let Some(rate) = self.rate {
-            let rate = rate + (RATE_PROBE / rate.max(1.0)).max(RATE_GROWTH * rate);
+            let mut rate = rate + (RATE_PROBE / rate.max(1.0)).max(RATE_GROWTH * rate);
+            if let Some((top, at)) = self.rate_top {
+                if now - at < RATE_MEMORY {
+                    // the rate refused lately, less a margin
+                    rate = rate.min((top * RATE_MARGIN).max(self.rate_base));
+                } else {
+                    self.rate_top = None;
+                }
+            }
             // a cap above what the concurrency limit can send binds nothing
             let sendable = self.limit(now).min(self.ceiling) as f64;
             let unbound = self.rtt > Duration::ZERO
@@ -273,7 +304,9 @@ impl State {
 
     /// An overloaded answer: a free key is cut when a share of its answers
     /// says so (chance failures do not); a bound key too, at most once per
-    /// call sent after its last cut (one burst counts once). A call refused at
+    /// call sent after its last cut (one burst counts once; each of the
+    /// burst's refusals brings the limit down to the calls still in flight,
+    /// what the service took). A call refused at
     /// a bound key's limit also sets the limit below it (not more than
     /// [`BACKOFF`] under the last cut: chance refusals shave, never sink it).
     fn overload(&mut self, started: Instant, level: usize, now: Instant) {
@@ -282,6 +315,17 @@ impl State {
             Phase::Free if share => self.cut_to(self.ceiling as f64, now),
             Phase::Bound { limit, since, .. } if share && started >= since => {
                 self.cut_to(limit, now);
+            }
+            Phase::Bound { limit, since, .. } if started < since => {
+                // the burst the cut was for: the calls still in flight (this
+                // one no longer is) are what the service took
+                let limit = limit.min(self.in_flight.saturating_sub(1).max(1) as f64);
+                self.lowest = self.lowest.min(limit);
+                self.phase = Phase::Bound {
+                    limit,
+                    base: limit,
+                    since,
+                };
             }
             Phase::Bound { limit, base, since } if level >= limit.floor() as usize => {
                 self.refused_levels.push_back((now, level));
@@ -299,21 +343,30 @@ impl State {
         }
     }
 
-    /// A throttled answer: when a share of the last second's answers says so,
+    /// A throttled answer: when a share of the last second's answers says so
+    /// (most of them for a key still in its start),
     /// the send rate is capped at [`BACKOFF`] × the clean answers of that
     /// second (a young key's fewer: low at first, it grows back fast), the
     /// first send after the cut waiting the `Retry-After` the service gave.
     /// A capped key refused again by a call sent after the cut is shaved to
     /// that measure, never below [`BACKOFF`] × the cut (chance 429s do not
-    /// sink it).
+    /// sink it), and its cap does not grow past [`RATE_MARGIN`] × the clean
+    /// answers of the second before for [`RATE_MEMORY`].
     fn throttled_rate(&mut self, started: Instant, retry_after: Option<Duration>, now: Instant) {
-        let cap = (self.recent_ok.len() as f64 * BACKOFF).max(1.0);
+        let clean = self.recent_ok.len() as f64;
+        let cap = (clean * BACKOFF).max(1.0);
         let after_cut = self.last_rate_cut.is_none_or(|t| started >= t);
+        // a key's first answers cap its rate only when most of them are 429s
+        let young = matches!(self.phase, Phase::Ramp { .. } | Phase::Hold { .. });
+        let share = if young { HOLD_SHARE } else { SIGNAL_SHARE };
+        if after_cut && (self.rate.is_some() || young) {
+            self.rate_top = Some((clean.max(1.0), now));
+        }
         if !after_cut {
             // sent before the last cut: what was measured since counts
             // (a burst's answers arrive in any order)
             self.rate = self.rate.map(|r| r.max(cap));
-        } else if self.shares().is_some_and(|(t, _)| t >= SIGNAL_SHARE) {
+        } else if self.shares().is_some_and(|(t, _)| t >= share) {
             let rate = self.rate.map_or(cap, |r| r.min(cap));
             self.rate = Some(rate);
             self.rate_base = rate;

@@ -147,3 +147,29 @@ async fn a_bound_key_stays_below_the_level_it_was_refused_at() {
     let r = &a.report()[0];
     assert_eq!((r.limit, r.overloaded), (limit - 1, 11));
 }
+
+#[tokio::test]
+async fn a_new_key_gets_a_rate_only_when_most_first_answers_are_429s() {
+    let a = Adaptive::default();
+    // 4 of its first 10 answers 429: chance, no cap
+    let mut slots = take(&a, "chance", 4).await;
+    slots.pop().expect("a slot").answered(Signal::Throttled);
+    for slot in slots.drain(..) {
+        slot.answered(Signal::Clean);
+    }
+    for i in 0..6 {
+        let signal = if i < 3 {
+            Signal::Throttled
+        } else {
+            Signal::Clean
+        };
+        a.acquire("chance", 64).await.answered(signal);
+    }
+    // 10 of 10: capped (at the floor of one call a second)
+    for _ in 0..10 {
+        a.acquire("limited", 64).await.answered(Signal::Throttled);
+    }
+    let r = a.report();
+    assert_eq!((r[0].key.as_str(), r[0].rate), ("chance", None));
+    assert_eq!((r[1].key.as_str(), r[1].rate), ("limited", Some(1.0)));
+}
