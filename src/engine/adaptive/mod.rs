@@ -6,7 +6,7 @@
 //!   sleeps until the next step and wakes the others one by one), until its
 //!   first answer: a clean one frees the key; a refusal holds it (at the calls
 //!   still in flight for an overload, at one for a 429) until [`MIN_SAMPLE`]
-//!   answers tell load from chance: at least [`HOLD_SHARE`] overloaded cuts
+//!   answers (or those of [`HOLD_MAX`]) tell load from chance: at least [`HOLD_SHARE`] overloaded cuts
 //!   it, anything less frees it. A server that refuses at once nearby is
 //!   caught after a few calls, not a whole budget's burst.
 //! * **Concurrency, AIMD** (the algorithm of TCP's congestion avoidance and of
@@ -52,6 +52,7 @@ mod state;
 
 /// What an answer said about the service's load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Signal {
     /// A normal answer (whatever its status).
     Clean,
@@ -81,6 +82,9 @@ pub const SIGNAL_SHARE: f64 = 0.25;
 /// Share of a new key's first answers that must say "overloaded" for its
 /// start to end in a cut (a first refusal by chance must not).
 pub const HOLD_SHARE: f64 = 0.5;
+/// How long a held key waits for [`MIN_SAMPLE`] answers before it decides on
+/// those it has.
+pub const HOLD_MAX: Duration = Duration::from_secs(1);
 /// Answers in the last second needed before a share means anything.
 pub const MIN_SAMPLE: usize = 10;
 /// Calls a new key may have in flight at first; doubled every [`START_STEP`]

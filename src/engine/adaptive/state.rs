@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    BACKOFF, HOLD_SHARE, MIN_SAMPLE, RATE_GROWTH, RATE_MARGIN, RATE_MEMORY, RATE_PROBE,
+    BACKOFF, HOLD_MAX, HOLD_SHARE, MIN_SAMPLE, RATE_GROWTH, RATE_MARGIN, RATE_MEMORY, RATE_PROBE,
     SIGNAL_SHARE, START_STEP, START_WINDOW, Signal,
 };
 
@@ -14,9 +14,10 @@ pub(super) enum Phase {
     /// No answer yet: calls start in a ramp from [`START_WINDOW`], doubling
     /// every [`START_STEP`] since `since`.
     Ramp { since: Instant },
-    /// A first answer said "slow down": no more than `window` calls until the
-    /// answers of the last second tell load from chance.
-    Hold { window: usize },
+    /// A first answer said "slow down" at `since`: no more than `window` calls
+    /// until the key's answers tell load from chance ([`MIN_SAMPLE`] of them,
+    /// or what came within [`HOLD_MAX`]).
+    Hold { window: usize, since: Instant },
     /// Not limited (never overloaded, or grown back to the ceiling).
     Free,
     /// Overloaded: at most `limit` calls (AIMD), since its cut to `base` at
@@ -59,6 +60,8 @@ pub(super) struct State {
     pub in_flight: usize,
     /// A waiter sleeps until the ramp's next step.
     stepping: bool,
+    /// Clean, throttled and overloaded answers while in the ramp or held.
+    first: [usize; 3],
     /// Lowest limit so far (the ceiling when never cut).
     pub lowest: f64,
     /// Mean round trip of clean answers (exponentially weighted).
@@ -90,6 +93,7 @@ impl State {
             phase: Phase::Ramp { since: now },
             in_flight: 0,
             stepping: false,
+            first: [0; 3],
             lowest: ceiling as f64,
             rtt: Duration::ZERO,
             rate: None,
@@ -116,7 +120,7 @@ impl State {
                     .checked_shl(u32::try_from(steps).unwrap_or(u32::MAX))
                     .unwrap_or(usize::MAX)
             }
-            Phase::Hold { window } => window,
+            Phase::Hold { window, .. } => window,
             Phase::Free => usize::MAX,
             Phase::Bound { limit, .. } => (limit.floor() as usize).max(1),
         }
@@ -175,6 +179,9 @@ impl State {
             Signal::Overloaded => &mut self.recent_overloaded,
         };
         recent.push_back(now);
+        if self.young() {
+            self.first[signal as usize] += 1;
+        }
         for times in [
             &mut self.recent_ok,
             &mut self.recent_throttled,
@@ -253,33 +260,56 @@ impl State {
     fn first_refusal(&mut self, window: usize) {
         let in_flight = window.max(1);
         match self.phase {
-            Phase::Ramp { .. } => self.phase = Phase::Hold { window: in_flight },
-            Phase::Hold { window } => {
+            Phase::Ramp { .. } => {
+                self.phase = Phase::Hold {
+                    window: in_flight,
+                    since: Instant::now(),
+                }
+            }
+            Phase::Hold { window, since } => {
                 self.phase = Phase::Hold {
                     window: window.min(in_flight),
+                    since,
                 }
             }
             Phase::Free | Phase::Bound { .. } => {}
         }
     }
 
-    /// Shares of the last second's answers: (throttled, overloaded), once
-    /// there are enough of them to mean anything.
+    /// Whether the key is in its start (ramp or hold).
+    fn young(&self) -> bool {
+        matches!(self.phase, Phase::Ramp { .. } | Phase::Hold { .. })
+    }
+
+    /// Shares of the answers, (throttled, overloaded), once there are enough
+    /// of them to mean anything: a key's first answers while it is young (all
+    /// that came once it has been held for [`HOLD_MAX`]: a slow service must
+    /// not stay held), the last second's after.
     fn shares(&self) -> Option<(f64, f64)> {
-        let (ok, t, o) = (
-            self.recent_ok.len(),
-            self.recent_throttled.len(),
-            self.recent_overloaded.len(),
-        );
+        let ([ok, t, o], enough) = match self.phase {
+            Phase::Ramp { .. } => (self.first, MIN_SAMPLE),
+            Phase::Hold { since, .. } => {
+                let waited = since.elapsed() >= HOLD_MAX;
+                (self.first, if waited { 1 } else { MIN_SAMPLE })
+            }
+            Phase::Free | Phase::Bound { .. } => (
+                [
+                    self.recent_ok.len(),
+                    self.recent_throttled.len(),
+                    self.recent_overloaded.len(),
+                ],
+                MIN_SAMPLE,
+            ),
+        };
         let all = ok + t + o;
-        (all >= MIN_SAMPLE).then(|| (t as f64 / all as f64, o as f64 / all as f64))
+        (all >= enough).then(|| (t as f64 / all as f64, o as f64 / all as f64))
     }
 
     /// Held after a first refusal: once the sample is large enough, bound (the
     /// service is overloaded) or free (it refused by chance, or only asks for a
     /// slower rate, which the rate cap handles).
     fn decide(&mut self, now: Instant) {
-        let Phase::Hold { window } = self.phase else {
+        let Phase::Hold { window, .. } = self.phase else {
             return;
         };
         match self.shares() {
@@ -357,7 +387,7 @@ impl State {
         let cap = (clean * BACKOFF).max(1.0);
         let after_cut = self.last_rate_cut.is_none_or(|t| started >= t);
         // a key's first answers cap its rate only when most of them are 429s
-        let young = matches!(self.phase, Phase::Ramp { .. } | Phase::Hold { .. });
+        let young = self.young();
         let share = if young { HOLD_SHARE } else { SIGNAL_SHARE };
         if after_cut && (self.rate.is_some() || young) {
             self.rate_top = Some((clean.max(1.0), now));

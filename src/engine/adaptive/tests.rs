@@ -173,3 +173,31 @@ async fn a_new_key_gets_a_rate_only_when_most_first_answers_are_429s() {
     assert_eq!((r[0].key.as_str(), r[0].rate), ("chance", None));
     assert_eq!((r[1].key.as_str(), r[1].rate), ("limited", Some(1.0)));
 }
+
+#[test]
+fn a_held_key_decides_on_what_came_within_a_second() {
+    use super::state::{Answer, Phase, State};
+    let answer = |signal, started| Answer {
+        signal,
+        started,
+        level: 1,
+        retry_after: None,
+    };
+    let now = Instant::now();
+    let mut s = State::new(64, now);
+    assert_eq!(s.try_start(now), Gate::Open(1));
+    s.answered(answer(Signal::Throttled, now), now);
+    s.in_flight = 0;
+    assert!(
+        matches!(s.phase, Phase::Hold { window: 1, .. }),
+        "{:?}",
+        s.phase
+    );
+    // a slow service: one answer more, but the hold began over a second ago
+    if let Phase::Hold { since, .. } = &mut s.phase {
+        *since -= HOLD_MAX;
+    }
+    assert_eq!(s.try_start(now), Gate::Open(1));
+    s.answered(answer(Signal::Clean, now), now);
+    assert_eq!((s.phase, s.rate), (Phase::Free, None));
+}
