@@ -136,7 +136,7 @@ namespace! {
         pipelined: bool = true,
         /// Rows a partition may have admitted but not yet emitted (calls in flight
         /// plus finished rows waiting for a slower earlier row): bounds memory and
-        /// how long a straggler can be overtaken. 0 = 256 × max_in_flight.
+        /// how long a straggler can be overtaken. 0 = 32 × max_in_flight.
         window_rows: usize = 0,
         /// Bytes a partition's window may hold: answers of finished calls and output
         /// not yet emitted, reserved in DataFusion's memory pool (admission stops at
@@ -172,7 +172,7 @@ impl AsyncUdfConfig {
     /// The reorder window in rows (`window_rows`, or its default).
     pub fn window_rows(&self) -> usize {
         match self.window_rows {
-            0 => self.max_in_flight.get().saturating_mul(256),
+            0 => self.max_in_flight.get().saturating_mul(32),
             n => n,
         }
     }

@@ -125,7 +125,7 @@ async fn order_kept_with_random_latencies_across_batches() {
 }
 
 /// A satisfied LIMIT stops admission: DataFusion's operator would take a whole
-/// 8192-row batch first; this one stops within the calls it has in flight.
+/// 8192-row batch first; this one stops within its window (32 × budget rows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_stops_admission() {
     let api = mock(1).await;
