@@ -11,29 +11,26 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Flow, Slot, Slots};
+use super::{Flow, Slot};
 
 tokio::task_local! {
     static HELD: Held;
 }
 
-/// The slot a call holds, and where to ask for another.
+/// The slot a call holds, and the query it asks for another one for.
 struct Held {
-    slots: Arc<Slots>,
     flow: Option<Arc<Flow>>,
     slot: Mutex<Option<Slot>>,
 }
 
-/// Runs `call` holding `slot` (of `slots`, for `flow`); the slot is released
-/// when `call` finishes or is dropped.
+/// Runs `call` holding `slot` (taken for `flow`); the slot is released when
+/// `call` finishes or is dropped.
 pub(crate) fn holding<F: Future>(
-    slots: Arc<Slots>,
     flow: Option<Arc<Flow>>,
     slot: Slot,
     call: F,
 ) -> impl Future<Output = F::Output> {
     let held = Held {
-        slots,
         flow,
         slot: Mutex::new(Some(slot)),
     };
@@ -46,10 +43,7 @@ pub(crate) async fn idle(delay: Duration) {
     let lent = HELD
         .try_with(|h| {
             let slot = h.slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            slot.map(|slot| {
-                drop(slot);
-                (Arc::clone(&h.slots), h.flow.clone())
-            })
+            slot.map(|slot| (Arc::clone(slot.slots()), h.flow.clone()))
         })
         .ok()
         .flatten();
@@ -73,6 +67,7 @@ pub(crate) async fn idle(delay: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Slots;
     use super::*;
     use futures::FutureExt;
 
@@ -82,7 +77,7 @@ mod tests {
         let first = slots.acquire(None).await;
         let waiting = {
             let slots = Arc::clone(&slots);
-            tokio::spawn(holding(Arc::clone(&slots), None, first, async move {
+            tokio::spawn(holding(None, first, async move {
                 idle(Duration::from_secs(1)).await;
                 slots.available()
             }))

@@ -60,12 +60,7 @@ where
                     // boxed at once: a call's future (a whole HTTP exchange) is
                     // kilobytes, and every move below would copy it; the call
                     // holds its slot (given back while it waits to retry)
-                    let call = Box::pin(lend::holding(
-                        Arc::clone(&slots),
-                        flow.clone(),
-                        permit,
-                        call(item),
-                    ));
+                    let call = Box::pin(lend::holding(flow.clone(), permit, call(item)));
                     let guard = metrics::start_call();
                     let expected = held::expect();
                     in_flight.push(async move {

@@ -128,6 +128,13 @@ pub struct Slot {
     armed: bool,
 }
 
+impl Slot {
+    /// The budget this slot belongs to.
+    pub(crate) fn slots(&self) -> &Arc<Slots> {
+        &self.slots
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if self.armed {
