@@ -174,15 +174,34 @@ async fn a_new_key_gets_a_rate_only_when_most_first_answers_are_429s() {
     assert_eq!((r[1].key.as_str(), r[1].rate), ("limited", Some(1.0)));
 }
 
-#[test]
-fn a_held_key_decides_on_what_came_within_a_second() {
-    use super::state::{Answer, Phase, State};
-    let answer = |signal, started| Answer {
+fn answer(signal: Signal, started: Instant) -> super::state::Answer {
+    super::state::Answer {
         signal,
         started,
         level: 1,
         retry_after: None,
-    };
+    }
+}
+
+#[test]
+fn a_rate_cut_before_any_clean_answer_grows_back_on_the_first_ones() {
+    let now = Instant::now();
+    let mut s = super::state::State::new(64, now);
+    for _ in 0..10 {
+        s.answered(answer(Signal::Throttled, now), now);
+    }
+    assert_eq!(s.rate, Some(1.0));
+    // no clean rate was measured: none caps the growth
+    for _ in 0..4 {
+        s.answered(answer(Signal::Clean, now), now);
+    }
+    let rate = s.rate.unwrap_or_default();
+    assert!(rate > 2.0, "{rate}");
+}
+
+#[test]
+fn a_held_key_decides_on_what_came_within_a_second() {
+    use super::state::{Phase, State};
     let now = Instant::now();
     let mut s = State::new(64, now);
     assert_eq!(s.try_start(now), Gate::Open(1));

@@ -51,8 +51,11 @@ impl State {
         // a key's first answers cap its rate only when most of them are 429s
         let young = self.young();
         let share = if young { HOLD_SHARE } else { SIGNAL_SHARE };
-        if after_cut && (self.rate.is_some() || young) {
-            self.rate_top = Some((clean.max(1.0), now));
+        // remembered only when measured: a young key refused from its first
+        // answers on has no clean rate yet, and a floor taken for one would
+        // keep its cap at one call a second for RATE_MEMORY
+        if after_cut && (self.rate.is_some() || young) && clean >= 2.0 {
+            self.rate_top = Some((clean, now));
         }
         if !after_cut {
             // sent before the last cut: what was measured since counts
