@@ -134,9 +134,10 @@ namespace! {
         /// flowing across batch boundaries, metrics in EXPLAIN ANALYZE); false keeps
         /// DataFusion's AsyncFuncExec, which waits for each batch's slowest call.
         pipelined: bool = true,
-        /// Rows a partition may have admitted but not yet emitted (calls in flight
-        /// plus finished rows waiting for a slower earlier row): bounds memory and
-        /// how long a straggler can be overtaken. 0 = 32 × max_in_flight.
+        /// Rows a partition may have admitted and not finished: waiting for a
+        /// budget slot, in flight or waiting to retry. Finished rows waiting for a
+        /// slower earlier row count apart, bounded by window_bytes and by 8 × this
+        /// in all (how far a straggler can be overtaken). 0 = 32 × max_in_flight.
         window_rows: usize = 0,
         /// Bytes a partition's window may hold: answers of finished calls and output
         /// not yet emitted, reserved in DataFusion's memory pool (admission stops at

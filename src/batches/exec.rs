@@ -157,6 +157,8 @@ impl ExecutionPlan for MapInBatchesExec {
             by_bytes: false,
             max_chunks: max_in_flight,
             max_rows: usize::MAX,
+            // one call per chunk, no per-row ends to count
+            calls_per_row: 0,
             max_bytes: settings.window_bytes,
             batch_size: options.execution.batch_size.get(),
             permits: Some(

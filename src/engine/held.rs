@@ -8,10 +8,17 @@
 //! in flight counts from its start with what a row held on average so far
 //! ([`expect`]), replaced by what it holds once it finishes. So about `max`
 //! bytes are held, whatever the rows admitted and the calls in flight.
+//!
+//! Calls also report that they ended ([`call_done`]): the pipeline counts the
+//! rows of running chunks that are finished (held, waiting for an earlier row)
+//! apart from those still to be called, in flight or waiting to retry. And a
+//! chunk's calls queue for budget slots in the order the chunk was admitted
+//! ([`order`]): rows are called about in input order, so few finished rows
+//! wait for a late one of an earlier chunk.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -27,6 +34,10 @@ pub(crate) struct WindowBytes {
     /// estimate the pipeline sizes its chunks by.
     seen_bytes: AtomicUsize,
     seen_rows: AtomicUsize,
+    /// Calls of running chunks that ended.
+    done: AtomicUsize,
+    /// A call of a running chunk ended (a permit is kept when none waits).
+    ended: Notify,
 }
 
 impl WindowBytes {
@@ -38,7 +49,25 @@ impl WindowBytes {
             freed: Notify::new(),
             seen_bytes: AtomicUsize::new(0),
             seen_rows: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            ended: Notify::new(),
         }
+    }
+
+    /// Calls of running chunks that ended.
+    pub(crate) fn done(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// A chunk that ended had `calls` ended calls: they leave the count.
+    pub(crate) fn forget_done(&self, calls: usize) {
+        self.done.fetch_sub(calls, Ordering::SeqCst);
+    }
+
+    /// Waits until a call of a running chunk ends (at once if one ended since
+    /// the last wait).
+    pub(crate) async fn call_ended(&self) {
+        self.ended.notified().await;
     }
 
     pub(crate) fn held(&self) -> usize {
@@ -79,7 +108,49 @@ pub(crate) struct ChunkBytes {
     pub window: Arc<WindowBytes>,
     /// Bytes held by this chunk's finished calls.
     pub held: Arc<AtomicUsize>,
+    /// This chunk's calls that ended.
+    pub done: Arc<AtomicUsize>,
     pub chunk: usize,
+    /// Where its calls stand in the queue for budget slots ([`order`]).
+    pub order: u64,
+}
+
+impl ChunkBytes {
+    /// The counters of chunk `chunk`, admitted now, in `window`.
+    pub(crate) fn new(window: &Arc<WindowBytes>, chunk: usize) -> Self {
+        Self {
+            window: Arc::clone(window),
+            held: Arc::new(AtomicUsize::new(0)),
+            done: Arc::new(AtomicUsize::new(0)),
+            chunk,
+            order: next_order(),
+        }
+    }
+}
+
+static NEXT_ORDER: AtomicU64 = AtomicU64::new(0);
+
+fn next_order() -> u64 {
+    NEXT_ORDER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Where a call asking for a budget slot stands in its query's queue (lower
+/// first): a pipeline chunk's calls stand where the chunk was admitted, among
+/// the calls of chunks admitted before and after it in any partition; any
+/// other request where it arrives.
+pub(crate) fn order() -> u64 {
+    CURRENT
+        .try_with(|c| c.order)
+        .unwrap_or_else(|_| next_order())
+}
+
+/// A call of the current chunk ended (no-op outside a pipeline).
+pub(crate) fn call_done() {
+    let _ = CURRENT.try_with(|c| {
+        c.done.fetch_add(1, Ordering::SeqCst);
+        c.window.done.fetch_add(1, Ordering::SeqCst);
+        c.window.ended.notify_one();
+    });
 }
 
 tokio::task_local! {
@@ -165,11 +236,30 @@ mod tests {
     use super::*;
 
     fn chunk(window: &Arc<WindowBytes>, index: usize) -> ChunkBytes {
-        ChunkBytes {
-            window: Arc::clone(window),
-            held: Arc::new(AtomicUsize::new(0)),
-            chunk: index,
-        }
+        ChunkBytes::new(window, index)
+    }
+
+    #[tokio::test]
+    async fn calls_of_older_chunks_get_freed_slots_first() {
+        use futures::FutureExt;
+
+        use super::super::{Flow, Slots};
+        let window = Arc::new(WindowBytes::new(usize::MAX));
+        let (older, newer) = (chunk(&window, 0), chunk(&window, 1));
+        let (slots, flow) = (Slots::new(1), Flow::new(1));
+        let held = slots.acquire_for(&flow).await;
+        // the newer chunk's call asks first
+        let mut late = Box::pin(holding(newer, slots.acquire_for(&flow)));
+        let mut early = Box::pin(holding(older, slots.acquire_for(&flow)));
+        assert!(late.as_mut().now_or_never().is_none());
+        assert!(early.as_mut().now_or_never().is_none());
+        drop(held);
+        assert!(late.as_mut().now_or_never().is_none());
+        assert!(early.as_mut().now_or_never().is_some());
+        // ends reported inside a chunk are counted in its window
+        holding(chunk(&window, 2), async { call_done() }).await;
+        call_done();
+        assert_eq!(window.done(), 1);
     }
 
     #[tokio::test]

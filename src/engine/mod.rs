@@ -44,6 +44,7 @@ mod pipeline;
 mod rate;
 mod retry;
 mod share;
+mod window;
 
 pub use adaptive::{Adaptive, Signal};
 pub use budget::Budget;
@@ -52,7 +53,8 @@ pub use chunks::chunk_ranges;
 pub use context::{ChunkContext, current_chunk};
 pub use metrics::CallStats;
 pub use ordered::map_ordered;
-pub use pipeline::{Accounts, Window, pipeline};
+pub use pipeline::{Accounts, pipeline};
 pub use rate::RateLimits;
 pub use retry::{GaveUp, RetryPolicy, Verdict, retry};
 pub use share::{Flow, Slot, Slots};
+pub use window::Window;

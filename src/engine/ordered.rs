@@ -67,6 +67,7 @@ where
                         let result = call.await;
                         guard.finish();
                         drop(expected);
+                        held::call_done();
                         (index, result)
                     });
                 }

@@ -33,9 +33,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
@@ -48,7 +48,8 @@ use futures::{FutureExt, StreamExt};
 use super::chunks::{Counted, Cutter};
 use super::context::in_chunk;
 use super::held::{ChunkBytes, WindowBytes, holding};
-use super::{CallStats, ChunkContext, Flow, Slot, Slots, metrics, share};
+use super::window::{Window, bytes_of};
+use super::{CallStats, ChunkContext, Flow, Slot, metrics, share};
 
 /// The call made for each chunk: its output batches (any number, any row count).
 pub type ChunkCall = Arc<
@@ -58,49 +59,12 @@ pub type ChunkCall = Arc<
 /// A chunk call in the window: its input rows and output batches.
 type Running = BoxFuture<'static, Result<(usize, Vec<RecordBatch>)>>;
 
-/// The bytes of `batches`' rows: a chunk's input columns are slices of a
-/// batch every chunk of it shares, so each counts its share, not the whole
-/// buffer (which would count one input batch once per chunk).
-fn bytes_of(batches: &[RecordBatch]) -> usize {
-    batches
-        .iter()
-        .flat_map(RecordBatch::columns)
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum()
-}
-
 /// Rows per chunk before the bytes a row holds are known, when chunks are
 /// sized by bytes.
 pub(crate) const FIRST_CHUNK: usize = 16;
 
 /// Slot requests a partition keeps going at once when it takes a slot per chunk.
 const ASK_AHEAD: usize = 16;
-
-/// How much a partition's stream may have going at once.
-#[derive(Debug, Clone)]
-pub struct Window {
-    /// Rows per chunk (counted rows only, when `counted` is set).
-    pub chunk_size: usize,
-    /// Rows that count toward `chunk_size`; `None`: every row.
-    pub counted: Option<Counted>,
-    /// Cut chunks smaller than `chunk_size` when rows hold many bytes (for
-    /// per-row functions; a per-chunk function gets the chunks it was promised).
-    pub by_bytes: bool,
-    /// Chunks admitted but not yet emitted.
-    pub max_chunks: usize,
-    /// Input rows admitted but not yet emitted.
-    pub max_rows: usize,
-    /// Bytes held by finished calls and output not yet emitted.
-    pub max_bytes: usize,
-    /// Rows per output batch at most.
-    pub batch_size: usize,
-    /// A slot per chunk call, or `None` when the call takes its own slots.
-    pub permits: Option<Arc<Slots>>,
-}
 
 struct State {
     partition: usize,
@@ -114,8 +78,8 @@ struct State {
     /// once, so a burst of freed slots is not all served to other queries
     /// while this partition asks for its next one.
     asking: FuturesUnordered<BoxFuture<'static, Slot>>,
-    /// Index and held bytes of each running chunk, in admission order.
-    running_held: VecDeque<(usize, Arc<AtomicUsize>)>,
+    /// What each running chunk's calls hold and did, in admission order.
+    running_held: VecDeque<ChunkBytes>,
     /// Output waiting to be emitted, with the bytes each batch releases.
     ready: VecDeque<(RecordBatch, usize)>,
     /// Bytes held by the window: finished calls of running chunks, and `ready`.
@@ -151,14 +115,17 @@ impl State {
         }
     }
 
+    /// Room for more rows (see [`Window::rows_room`]).
+    fn rows_room(&self) -> bool {
+        self.window.rows_room(self.admitted_rows, self.bytes.done())
+    }
+
     /// Room for one more chunk (always for the first, however large).
     fn room(&self) -> bool {
         if self.running.is_empty() {
             return true;
         }
-        if self.running.len() >= self.window.max_chunks
-            || self.admitted_rows >= self.window.max_rows
-        {
+        if self.running.len() >= self.window.max_chunks || !self.rows_room() {
             return false;
         }
         let held = self.bytes.held();
@@ -168,12 +135,12 @@ impl State {
     /// The oldest chunk finished with `batches`: they join the batches to emit,
     /// cut to `batch_size` rows, and replace what its calls held.
     fn finished(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
-        let calls_held = self
-            .running_held
-            .pop_front()
-            .map_or(0, |(_, h)| h.load(Ordering::SeqCst));
+        let calls_held = self.running_held.pop_front().map_or(0, |c| {
+            self.bytes.forget_done(c.done.load(Ordering::SeqCst));
+            c.held.load(Ordering::SeqCst)
+        });
         self.bytes
-            .set_head(self.running_held.front().map_or(usize::MAX, |(i, _)| *i));
+            .set_head(self.running_held.front().map_or(usize::MAX, |c| c.chunk));
         let bytes = bytes_of(&batches);
         self.bytes.add(bytes);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -235,17 +202,11 @@ impl State {
             rows = ?cx.rows,
         );
         let guard = permit.as_ref().map(|_| metrics::start_call());
-        let held = Arc::new(AtomicUsize::new(0));
         if self.running_held.is_empty() {
             self.bytes.set_head(cx.chunk_index);
         }
-        self.running_held
-            .push_back((cx.chunk_index, Arc::clone(&held)));
-        let chunk_bytes = ChunkBytes {
-            window: Arc::clone(&self.bytes),
-            held,
-            chunk: cx.chunk_index,
-        };
+        let chunk_bytes = ChunkBytes::new(&self.bytes, cx.chunk_index);
+        self.running_held.push_back(chunk_bytes.clone());
         let call = holding(chunk_bytes, in_chunk(cx.clone(), (self.call)(cx, chunk)));
         self.running.push_back(
             tracing::Instrument::instrument(
@@ -296,6 +257,11 @@ impl State {
             }
             self.ask(can_admit);
             let counts_itself = self.window.permits.is_none();
+            // held back by unfinished rows: a call that ends inside a running
+            // chunk may make room
+            let more = !self.pending.is_empty() || !self.input_done;
+            let by_rows = more && !room && self.window.calls_per_row > 0 && !self.rows_room();
+            let bytes = Arc::clone(&self.bytes);
             tokio::select! {
                 biased;
                 Some(result) = self.running.next(), if !self.running.is_empty() => match result {
@@ -311,6 +277,7 @@ impl State {
                     self.admit(Some(slot));
                 }
                 () = std::future::ready(()), if can_admit && counts_itself => self.admit(None),
+                () = bytes.call_ended(), if by_rows => {}
                 batch = self.input.next(), if want_input => match batch {
                     None => self.input_done = true,
                     Some(Err(e)) => return Some(Err(e)),

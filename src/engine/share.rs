@@ -11,10 +11,15 @@
 //! alone gets the whole budget. With fairness off, slots go to waiters in
 //! arrival order (first come, first served), whatever their flow.
 //!
+//! Within a flow, the calls of a pipeline's chunk wait in the order the chunk
+//! was admitted (see [`held::order`]): the rows of older chunks first, so rows
+//! are called about in input order and the reorder window holds few finished
+//! rows. Other requests wait in arrival order among them.
+//!
 //! Waiting is cancellation-safe: a waiter dropped before it is served leaves
 //! the queue, and a slot handed to a waiter dropped at that moment is passed on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::CallStats;
+use super::{CallStats, held};
 
 /// The calls of one query: what it holds of the budget is weighed against the
 /// other flows, and what its calls did is counted in its own [`CallStats`].
@@ -79,8 +84,8 @@ pub fn current_flow() -> Option<Arc<Flow>> {
 struct Lane {
     weight: u32,
     held: usize,
-    /// Waiters with their arrival number.
-    waiting: VecDeque<(u64, oneshot::Sender<Slot>)>,
+    /// Waiters by their place: (order, arrival number).
+    waiting: BTreeMap<(u64, u64), oneshot::Sender<Slot>>,
     /// When this lane was last served (a counter), for ties.
     served: u64,
 }
@@ -88,8 +93,11 @@ struct Lane {
 impl Lane {
     /// Drops waiters that gave up; whether any are left.
     fn has_waiters(&mut self) -> bool {
-        while self.waiting.front().is_some_and(|(_, tx)| tx.is_closed()) {
-            self.waiting.pop_front();
+        while let Some(first) = self.waiting.first_entry() {
+            if !first.get().is_closed() {
+                break;
+            }
+            first.remove();
         }
         !self.waiting.is_empty()
     }
@@ -191,7 +199,7 @@ impl Slots {
             } else {
                 let (tx, rx) = oneshot::channel();
                 state.arrivals += 1;
-                lane.waiting.push_back((state.arrivals, tx));
+                lane.waiting.insert((held::order(), state.arrivals), tx);
                 Some(rx)
             }
         };
@@ -224,7 +232,7 @@ impl Slots {
             state.turns += 1;
             let turn = state.turns;
             let lane = state.lanes.get_mut(&next).expect("picked lane exists");
-            let (_, tx) = lane.waiting.pop_front().expect("picked lane waits");
+            let (_, tx) = lane.waiting.pop_first().expect("picked lane waits");
             lane.held += 1;
             lane.served = turn;
             let slot = Slot {
@@ -265,7 +273,7 @@ fn next_lane(lanes: &mut HashMap<u64, Lane>, fair: bool) -> Option<u64> {
                 );
                 mine < theirs || (mine == theirs && lane.served < b.served)
             }
-            Some((_, b)) => lane.waiting[0].0 < b.waiting[0].0,
+            Some((_, b)) => lane.waiting.keys().next() < b.waiting.keys().next(),
         };
         if better {
             best = Some((id, lane));

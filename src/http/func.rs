@@ -18,7 +18,7 @@ use super::{Kind, Policy, Session, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
 use crate::engine::{held, map_ordered, metrics};
 use crate::runtime::AsyncRuntime;
-use crate::transport::{Body, ErrorKind, Outcome, redact};
+use crate::transport::{ErrorKind, Outcome, redact};
 
 /// An HTTP function, bound to a session's [`AsyncRuntime`] (or not yet:
 /// built by [`crate::expr_fn`], bound when the query is planned).
@@ -130,7 +130,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
             if outcome.error.is_some() {
                 metrics::failed(outcome.kind.label());
             }
-            held::hold(outcome.body.as_ref().map_or(0, Body::len));
+            held::hold(outcome.held_bytes());
             match (&outcome.error, on_error) {
                 (Some(error), OnError::Fail) => exec_err!(
                     "{}: row {i} of the batch, url '{}': {error}",

@@ -101,8 +101,9 @@ fn signal(outcome: &Outcome) -> Signal {
 
 /// Sends `request` with retries (transient failures; a method that is not
 /// idempotent only with `http.retry_non_idempotent`), the per-host rate limit,
-/// and a pause of the host when most of its recent answers were 429. Never panics; every failure is
-/// described in the outcome.
+/// and the host's adaptive limits (without them, a pause of the host when most
+/// of its recent answers were 429). Never panics; every failure is described
+/// in the outcome.
 pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Outcome {
     let start = Instant::now();
     let host = request.url.host_str().unwrap_or_default().to_string();
@@ -136,19 +137,21 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
             session.rate.acquire(host, policy.requests_per_second).await;
             metrics::rate_waited(start.elapsed());
             let tried = attempt(client, request, settings, left).await;
-            if let Some(slot) = slot {
-                slot.answered_after(signal(&tried.outcome), tried.retry_after);
-            }
             let throttled = tried.outcome.status == Some(429);
             if throttled {
                 metrics::throttled();
             }
-            // this request waits what the service asked (its retry's delay);
-            // the whole host only when the service keeps asking
-            let wait = tried.retry_after.unwrap_or(Duration::from_secs(1));
-            session
-                .rate
-                .answered(host, throttled, wait.min(policy.retry.max));
+            if let Some(slot) = slot {
+                // the host's rate follows its 429s (and waits their Retry-After)
+                slot.answered_after(signal(&tried.outcome), tried.retry_after);
+            } else {
+                // this request waits what the service asked (its retry's
+                // delay); the whole host only when the service keeps asking
+                let wait = tried.retry_after.unwrap_or(Duration::from_secs(1));
+                session
+                    .rate
+                    .answered(host, throttled, wait.min(policy.retry.max));
+            }
             tried
         },
         |tried| {

@@ -216,13 +216,16 @@ impl ExecutionPlan for AsyncPipelineExec {
             .budget
             .store(settings.max_in_flight.get(), Ordering::Relaxed);
         let counted = self.counted();
+        let per_row = counted.is_none();
         let window = Window {
             chunk_size: settings.chunk_size.get(),
             // chunks of per-row functions are the engine's own: sized by bytes
-            by_bytes: counted.is_none(),
+            by_bytes: per_row,
             counted,
             max_chunks: usize::MAX,
             max_rows: settings.window_rows(),
+            // every function of the operator is called once per row
+            calls_per_row: if per_row { self.async_exprs.len() } else { 0 },
             max_bytes: settings.window_bytes,
             batch_size: options.execution.batch_size.get(),
             // the functions take one slot of the budget per call themselves

@@ -14,10 +14,11 @@
 //!
 //! Per partition, the operator runs the engine's [pipeline](crate::engine::pipeline):
 //! input batches are cut into chunks of `async_udf.chunk_size` rows; chunks are
-//! admitted while fewer than `async_udf.window_rows` rows are admitted but not yet
-//! emitted, and their rows take slots of the session's budget
+//! admitted while fewer than `async_udf.window_rows` admitted rows are unfinished
+//! (finished rows waiting for an earlier one count apart, bounded in bytes and
+//! by 8 × `window_rows`), and their rows take slots of the session's budget
 //! (`async_udf.max_in_flight`, shared by all partitions and queries) as soon as
-//! slots free, whatever batch they came from. Output batches (one per chunk) leave
+//! slots free, whatever batch they came from, older chunks first. Output batches (one per chunk) leave
 //! in input order as soon as their rows are done. Input is pulled only when the
 //! window has room, so memory is bounded and a satisfied `LIMIT` stops admission.
 //!

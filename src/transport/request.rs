@@ -124,6 +124,22 @@ impl Outcome {
         }
     }
 
+    /// About what it holds in memory: the body, the headers (each with the
+    /// header map's own overhead) and itself.
+    pub fn held_bytes(&self) -> usize {
+        /// A header map entry's own bytes beside its name and value.
+        const PER_HEADER: usize = 48;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + PER_HEADER)
+            .sum();
+        std::mem::size_of::<Self>()
+            + self.body.as_ref().map_or(0, Body::len)
+            + headers
+            + self.error.as_ref().map_or(0, String::len)
+    }
+
     /// An answer arrived but the row failed: `error`, of `kind`.
     pub fn fail(&mut self, kind: ErrorKind, error: impl Into<String>) {
         self.error = Some(error.into());

@@ -2,13 +2,17 @@
 //! to it, and how fast they may start, from the signals its answers give.
 //!
 //! * **Start**: a new key's calls start in a ramp, [`START_WINDOW`] doubling
-//!   every [`START_STEP`] (the budget within a few milliseconds; one waiter
-//!   sleeps until the next step and wakes the others one by one), until its
-//!   first answer: a clean one frees the key; a refusal holds it (at the calls
+//!   after [`FIRST_STEP`], then every [`START_STEP`] (1,000 calls within
+//!   9 ms; a service that refuses at once is heard before the second step;
+//!   one waiter sleeps until the next step and wakes the others one by one),
+//!   until its first answer: a clean one frees the key; a refusal holds it (at the calls
 //!   still in flight for an overload, at one for a 429) until [`MIN_SAMPLE`]
-//!   answers (or those of [`HOLD_MAX`]) tell load from chance: at least [`HOLD_SHARE`] overloaded cuts
-//!   it, anything less frees it. A server that refuses at once nearby is
-//!   caught after a few calls, not a whole budget's burst.
+//!   answers (or those of [`HOLD_MAX`]) tell load from chance: at least
+//!   [`HOLD_SHARE`] overloaded cuts it, anything less frees it. A key held for
+//!   429s alone is decided by its probe, the first call sent once the start's
+//!   calls have answered: refused, its rate is capped; answered, it is free. A
+//!   server that refuses at once nearby is caught after a few calls, not a
+//!   whole budget's burst.
 //! * **Concurrency, AIMD** (the algorithm of TCP's congestion avoidance and of
 //!   Netflix concurrency-limits' `AIMDLimit`): when at least [`SIGNAL_SHARE`] of
 //!   the key's answers of the last second (at least [`MIN_SAMPLE`]) said
@@ -28,7 +32,10 @@
 //!   [`MIN_SAMPLE`] of them; [`HOLD_SHARE`] of a key's first answers) said
 //!   "too many requests" (429), its send rate is
 //!   capped at [`BACKOFF`] × its clean answers of that second, and the next
-//!   call waits the `Retry-After` of that answer; each clean answer raises the
+//!   call waits the `Retry-After` of that answer, and until a second after the
+//!   first of those clean answers (they were sent under the cap's second
+//!   already: a service counting calls per second refuses none of the
+//!   following ones); each clean answer raises the
 //!   cap by [`RATE_PROBE`] / cap or [`RATE_GROWTH`] × cap, whichever is more,
 //!   and a cap that no longer binds is dropped. A 429 to a capped key shaves
 //!   the cap (not below [`BACKOFF`] × the last cut), and the cap grows back to
@@ -87,10 +94,12 @@ pub const HOLD_SHARE: f64 = 0.5;
 pub const HOLD_MAX: Duration = Duration::from_secs(1);
 /// Answers in the last second needed before a share means anything.
 pub const MIN_SAMPLE: usize = 10;
-/// Calls a new key may have in flight at first; doubled every [`START_STEP`]
-/// until its first answer.
-pub const START_WINDOW: usize = 4;
-/// How often a new key's start window doubles.
+/// Calls a new key may have in flight at first; doubled after [`FIRST_STEP`],
+/// then every [`START_STEP`], until its first answer.
+pub const START_WINDOW: usize = 8;
+/// When a new key's start window first doubles.
+pub const FIRST_STEP: Duration = Duration::from_millis(2);
+/// How often it doubles after that.
 pub const START_STEP: Duration = Duration::from_millis(1);
 /// A key unused this long is forgotten.
 const IDLE: Duration = Duration::from_secs(60);

@@ -4,7 +4,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    BACKOFF, HOLD_MAX, HOLD_SHARE, MIN_SAMPLE, SIGNAL_SHARE, START_STEP, START_WINDOW, Signal,
+    BACKOFF, FIRST_STEP, HOLD_MAX, HOLD_SHARE, MIN_SAMPLE, SIGNAL_SHARE, START_STEP, START_WINDOW,
+    Signal,
 };
 
 mod rate;
@@ -13,7 +14,7 @@ mod rate;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Phase {
     /// No answer yet: calls start in a ramp from [`START_WINDOW`], doubling
-    /// every [`START_STEP`] since `since`.
+    /// at `since` + [`FIRST_STEP`], then every [`START_STEP`].
     Ramp { since: Instant },
     /// A first answer said "slow down" at `since`: no more than `window` calls
     /// until the key's answers tell load from chance ([`MIN_SAMPLE`] of them,
@@ -116,7 +117,7 @@ impl State {
     pub fn limit(&self, now: Instant) -> usize {
         match self.phase {
             Phase::Ramp { since } => {
-                let steps = (now - since).as_nanos() / START_STEP.as_nanos();
+                let steps = ramp_steps(now - since);
                 START_WINDOW
                     .checked_shl(u32::try_from(steps).unwrap_or(u32::MAX))
                     .unwrap_or(usize::MAX)
@@ -138,8 +139,7 @@ impl State {
                 // (or a call started after it) wakes them one by one
                 Phase::Ramp { since } if !self.stepping => {
                     self.stepping = true;
-                    let steps = (now - since).as_nanos() / START_STEP.as_nanos() + 1;
-                    Gate::Step(since + START_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
+                    Gate::Step(since + step_at(ramp_steps(now - since) + 1))
                 }
                 _ => Gate::Freed,
             };
@@ -212,7 +212,7 @@ impl State {
             }
         }
         if let Phase::Hold { .. } = self.phase {
-            self.decide(now);
+            self.decide(started, now);
         }
     }
 
@@ -267,6 +267,16 @@ impl State {
         matches!(self.phase, Phase::Ramp { .. } | Phase::Hold { .. })
     }
 
+    /// Whether the answer to a call started at `started` is a held key's
+    /// probe: the key was held for 429s alone and the call was sent since
+    /// (one call at a time, after every call of the start had answered). A
+    /// service that throttles by chance answers it; one at its rate limit
+    /// refuses it too.
+    pub(super) fn probe(&self, started: Instant) -> bool {
+        matches!(self.phase, Phase::Hold { since, .. } if started >= since)
+            && self.first[Signal::Overloaded as usize] == 0
+    }
+
     /// Shares of the answers, (throttled, overloaded), once there are enough
     /// of them to mean anything: a key's first answers while it is young (all
     /// that came once it has been held for [`HOLD_MAX`]: a slow service must
@@ -294,10 +304,18 @@ impl State {
     /// Held after a first refusal: once the sample is large enough, bound (the
     /// service is overloaded) or free (it refused by chance, or only asks for a
     /// slower rate, which the rate cap handles).
-    fn decide(&mut self, now: Instant) {
+    fn decide(&mut self, started: Instant, now: Instant) {
         let Phase::Hold { window, .. } = self.phase else {
             return;
         };
+        if self.first[Signal::Overloaded as usize] == 0 {
+            // held for 429s alone: its probe decides, answered or refused
+            // (the rate cap was set then); the key is free after it
+            if self.probe(started) {
+                self.phase = Phase::Free;
+            }
+            return;
+        }
         match self.shares() {
             Some((_, overloaded)) if overloaded >= HOLD_SHARE => {
                 self.cut_to(window as f64, now);
@@ -358,6 +376,19 @@ impl State {
             _ => {}
         }
     }
+}
+
+/// The ramp's doublings `elapsed` after its start.
+fn ramp_steps(elapsed: Duration) -> u128 {
+    match elapsed.checked_sub(FIRST_STEP) {
+        None => 0,
+        Some(after) => 1 + after.as_nanos() / START_STEP.as_nanos(),
+    }
+}
+
+/// When (after its start) the ramp's doubling `step` (≥ 1) comes.
+fn step_at(step: u128) -> Duration {
+    FIRST_STEP + START_STEP * u32::try_from(step - 1).unwrap_or(u32::MAX)
 }
 
 /// Drops the times older than a second.

@@ -87,10 +87,10 @@ async fn a_new_key_ramps_up_until_its_first_answer() {
     let start = Instant::now();
     let mut slots = take(&a, "h", START_WINDOW + 1).await;
     // the window doubles every step: the fifth call waited for the first
-    assert!(start.elapsed() >= START_STEP, "{:?}", start.elapsed());
+    assert!(start.elapsed() >= FIRST_STEP, "{:?}", start.elapsed());
     // a clean first answer: the key is not limited any more
     slots.pop().expect("a slot").answered(Signal::Clean);
-    for _ in 0..60 {
+    for _ in 0..64 - START_WINDOW {
         let slot = Box::pin(a.acquire("h", 64)).now_or_never();
         slots.push(slot.expect("no limit after a clean answer"));
     }
@@ -149,29 +149,28 @@ async fn a_bound_key_stays_below_the_level_it_was_refused_at() {
 }
 
 #[tokio::test]
-async fn a_new_key_gets_a_rate_only_when_most_first_answers_are_429s() {
+async fn a_new_key_held_for_a_429_is_decided_by_its_probe() {
     let a = Adaptive::default();
-    // 4 of its first 10 answers 429: chance, no cap
+    // a first 429 holds the key at one call: nothing starts until the start's
+    // calls have answered
     let mut slots = take(&a, "chance", 4).await;
     slots.pop().expect("a slot").answered(Signal::Throttled);
+    assert!(Box::pin(a.acquire("chance", 64)).now_or_never().is_none());
     for slot in slots.drain(..) {
         slot.answered(Signal::Clean);
     }
-    for i in 0..6 {
-        let signal = if i < 3 {
-            Signal::Throttled
-        } else {
-            Signal::Clean
-        };
-        a.acquire("chance", 64).await.answered(signal);
-    }
-    // 10 of 10: capped (at the floor of one call a second)
-    for _ in 0..10 {
+    // then its probe: answered, the key is free (the 429 was chance)
+    a.acquire("chance", 64).await.answered(Signal::Clean);
+    let free = take(&a, "chance", 64).await;
+    // a service at its rate limit refuses the probe too: the rate is capped
+    // (at the floor of one call a second: no clean answer yet)
+    for _ in 0..2 {
         a.acquire("limited", 64).await.answered(Signal::Throttled);
     }
     let r = a.report();
     assert_eq!((r[0].key.as_str(), r[0].rate), ("chance", None));
     assert_eq!((r[1].key.as_str(), r[1].rate), ("limited", Some(1.0)));
+    drop(free);
 }
 
 fn answer(signal: Signal, started: Instant) -> super::state::Answer {

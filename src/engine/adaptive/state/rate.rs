@@ -32,9 +32,11 @@ impl State {
     }
 
     /// A throttled answer: when a share of the last second's answers says so
-    /// (most of them for a key still in its start), the send rate is capped at [`BACKOFF`] × the clean answers of that
-    /// second (a young key's fewer: low at first, it grows back fast), the
-    /// first send after the cut waiting the `Retry-After` the service gave.
+    /// (most of them for a key still in its start, or its probe: see
+    /// [`State::probe`]), the send rate is capped at [`BACKOFF`] × the clean
+    /// answers of that second, the first send after the cut waiting the
+    /// `Retry-After` the service gave, and until a second has passed since the
+    /// first of those answers (they count against the cap).
     /// A capped key refused again by a call sent after the cut is shaved to
     /// that measure, never below [`BACKOFF`] × the cut (chance 429s do not
     /// sink it), and its cap does not grow past [`RATE_MARGIN`] × the clean
@@ -51,6 +53,7 @@ impl State {
         // a key's first answers cap its rate only when most of them are 429s
         let young = self.young();
         let share = if young { HOLD_SHARE } else { SIGNAL_SHARE };
+        let probe = self.probe(started);
         // remembered only when measured: a young key refused from its first
         // answers on has no clean rate yet, and a floor taken for one would
         // keep its cap at one call a second for RATE_MEMORY
@@ -61,12 +64,21 @@ impl State {
             // sent before the last cut: what was measured since counts
             // (a burst's answers arrive in any order)
             self.rate = self.rate.map(|r| r.max(cap));
-        } else if self.shares().is_some_and(|(t, _)| t >= share) {
+        } else if probe || self.shares().is_some_and(|(t, _)| t >= share) {
             let rate = self.rate.map_or(cap, |r| r.min(cap));
             self.rate = Some(rate);
             self.rate_base = rate;
             self.last_rate_cut = Some(now);
-            self.next_send = self.next_send.max(now + retry_after.unwrap_or_default());
+            // the cap holds over any second: the clean answers of the last
+            // one were sent in it already
+            let window_ends = self
+                .recent_ok
+                .front()
+                .map_or(now, |t| *t + Duration::from_secs(1));
+            self.next_send = self
+                .next_send
+                .max(now + retry_after.unwrap_or_default())
+                .max(window_ends);
         } else if let Some(rate) = self.rate {
             self.rate = Some(rate.min(cap).max(self.rate_base * BACKOFF));
             self.last_rate_cut = Some(now);
