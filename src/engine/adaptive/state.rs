@@ -3,12 +3,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{
-    BACKOFF, FIRST_STEP, HOLD_MAX, HOLD_SHARE, MIN_SAMPLE, SIGNAL_SHARE, START_STEP, START_WINDOW,
-    Signal,
-};
+use super::{BACKOFF, SIGNAL_SHARE, START_WINDOW, Signal};
 
 mod rate;
+mod start;
+
+use start::{ramp_steps, step_at};
 
 /// Where a key's concurrency limit is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,17 +154,6 @@ impl State {
         Gate::Open(self.in_flight)
     }
 
-    /// The waiter of a ramp's step woke up.
-    pub fn stepped(&mut self) {
-        self.stepping = false;
-    }
-
-    /// Whether a ramping key has room for another call (the next waiter may go).
-    pub fn ramp_room(&self, now: Instant) -> bool {
-        matches!(self.phase, Phase::Ramp { .. })
-            && self.in_flight < self.limit(now).min(self.ceiling)
-    }
-
     /// A call started at `started` with `level` calls in flight (itself
     /// included) ended with `signal` at `now`.
     pub fn answered(&mut self, answer: Answer, now: Instant) {
@@ -240,91 +229,6 @@ impl State {
         self.rate_grows(now);
     }
 
-    /// A refusal in the ramp holds the key at `window` calls (for an
-    /// overload: the calls still in flight, this one no longer is); every
-    /// further refusal while held lowers it.
-    fn first_refusal(&mut self, window: usize) {
-        let in_flight = window.max(1);
-        match self.phase {
-            Phase::Ramp { .. } => {
-                self.phase = Phase::Hold {
-                    window: in_flight,
-                    since: Instant::now(),
-                }
-            }
-            Phase::Hold { window, since } => {
-                self.phase = Phase::Hold {
-                    window: window.min(in_flight),
-                    since,
-                }
-            }
-            Phase::Free | Phase::Bound { .. } => {}
-        }
-    }
-
-    /// Whether the key is in its start (ramp or hold).
-    fn young(&self) -> bool {
-        matches!(self.phase, Phase::Ramp { .. } | Phase::Hold { .. })
-    }
-
-    /// Whether the answer to a call started at `started` is a held key's
-    /// probe: the key was held for 429s alone and the call was sent since
-    /// (one call at a time, after every call of the start had answered). A
-    /// service that throttles by chance answers it; one at its rate limit
-    /// refuses it too.
-    pub(super) fn probe(&self, started: Instant) -> bool {
-        matches!(self.phase, Phase::Hold { since, .. } if started >= since)
-            && self.first[Signal::Overloaded as usize] == 0
-    }
-
-    /// Shares of the answers, (throttled, overloaded), once there are enough
-    /// of them to mean anything: a key's first answers while it is young (all
-    /// that came once it has been held for [`HOLD_MAX`]: a slow service must
-    /// not stay held), the last second's after.
-    fn shares(&self) -> Option<(f64, f64)> {
-        let ([ok, t, o], enough) = match self.phase {
-            Phase::Ramp { .. } => (self.first, MIN_SAMPLE),
-            Phase::Hold { since, .. } => {
-                let waited = since.elapsed() >= HOLD_MAX;
-                (self.first, if waited { 1 } else { MIN_SAMPLE })
-            }
-            Phase::Free | Phase::Bound { .. } => (
-                [
-                    self.recent_ok.len(),
-                    self.recent_throttled.len(),
-                    self.recent_overloaded.len(),
-                ],
-                MIN_SAMPLE,
-            ),
-        };
-        let all = ok + t + o;
-        (all >= enough).then(|| (t as f64 / all as f64, o as f64 / all as f64))
-    }
-
-    /// Held after a first refusal: once the sample is large enough, bound (the
-    /// service is overloaded) or free (it refused by chance, or only asks for a
-    /// slower rate, which the rate cap handles).
-    fn decide(&mut self, started: Instant, now: Instant) {
-        let Phase::Hold { window, .. } = self.phase else {
-            return;
-        };
-        if self.first[Signal::Overloaded as usize] == 0 {
-            // held for 429s alone: its probe decides, answered or refused
-            // (the rate cap was set then); the key is free after it
-            if self.probe(started) {
-                self.phase = Phase::Free;
-            }
-            return;
-        }
-        match self.shares() {
-            Some((_, overloaded)) if overloaded >= HOLD_SHARE => {
-                self.cut_to(window as f64, now);
-            }
-            Some(_) => self.phase = Phase::Free,
-            None => {}
-        }
-    }
-
     /// Cuts the limit to [`BACKOFF`] × the calls in flight, at most `limit`.
     fn cut_to(&mut self, limit: f64, now: Instant) {
         let limit = limit.min(self.in_flight as f64 * BACKOFF).max(1.0);
@@ -376,19 +280,6 @@ impl State {
             _ => {}
         }
     }
-}
-
-/// The ramp's doublings `elapsed` after its start.
-fn ramp_steps(elapsed: Duration) -> u128 {
-    match elapsed.checked_sub(FIRST_STEP) {
-        None => 0,
-        Some(after) => 1 + after.as_nanos() / START_STEP.as_nanos(),
-    }
-}
-
-/// When (after its start) the ramp's doubling `step` (≥ 1) comes.
-fn step_at(step: u128) -> Duration {
-    FIRST_STEP + START_STEP * u32::try_from(step - 1).unwrap_or(u32::MAX)
 }
 
 /// Drops the times older than a second.
