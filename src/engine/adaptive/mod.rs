@@ -2,10 +2,11 @@
 //! to it, and how fast they may start, from the signals its answers give.
 //!
 //! * **Start**: a new key's calls start in a ramp, [`START_WINDOW`] doubling
-//!   after [`FIRST_STEP`], then every [`START_STEP`] (1,000 calls within
-//!   9 ms; a service that refuses at once is heard before the second step;
-//!   one waiter sleeps until the next step and wakes the others one by one),
-//!   until its first answer: a clean one frees the key; a refusal holds it (at the calls
+//!   [`FIRST_STEP`] after they have all started, then [`START_STEP`] after
+//!   each doubled window has (1,000 calls within about 10 ms; a step's
+//!   immediate refusals are read before the next step, however long the
+//!   machine took to send it; one waiter sleeps until the next step and wakes
+//!   the others one by one), until its first answer: a clean one frees the key; a refusal holds it (at the calls
 //!   still in flight for an overload, at one for a 429) until [`MIN_SAMPLE`]
 //!   answers (or those of [`HOLD_MAX`]) tell load from chance: at least
 //!   [`HOLD_SHARE`] overloaded cuts it, anything less frees it. A key held for
@@ -94,12 +95,13 @@ pub const HOLD_SHARE: f64 = 0.5;
 pub const HOLD_MAX: Duration = Duration::from_secs(1);
 /// Answers in the last second needed before a share means anything.
 pub const MIN_SAMPLE: usize = 10;
-/// Calls a new key may have in flight at first; doubled after [`FIRST_STEP`],
-/// then every [`START_STEP`], until its first answer.
+/// Calls a new key may have in flight at first; doubled [`FIRST_STEP`] after
+/// they have all started, then [`START_STEP`] after each doubled window has,
+/// until its first answer.
 pub const START_WINDOW: usize = 8;
-/// When a new key's start window first doubles.
+/// How long after a new key's first window has started it doubles.
 pub const FIRST_STEP: Duration = Duration::from_millis(2);
-/// How often it doubles after that.
+/// How long after each doubled window has started it doubles again.
 pub const START_STEP: Duration = Duration::from_millis(1);
 /// A key unused this long is forgotten.
 const IDLE: Duration = Duration::from_secs(60);

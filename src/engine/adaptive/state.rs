@@ -8,14 +8,19 @@ use super::{BACKOFF, SIGNAL_SHARE, START_WINDOW, Signal};
 mod rate;
 mod start;
 
-use start::{ramp_steps, step_at};
-
 /// Where a key's concurrency limit is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Phase {
-    /// No answer yet: calls start in a ramp from [`START_WINDOW`], doubling
-    /// at `since` + [`FIRST_STEP`], then every [`START_STEP`].
-    Ramp { since: Instant },
+    /// No answer yet: at most `window` calls (from [`START_WINDOW`]); once
+    /// they have all started (`full`, when), it doubles [`FIRST_STEP`] later
+    /// the first time, [`START_STEP`] later after (`doubled`): a step's
+    /// immediate refusals are read before the next step, however long the
+    /// machine took to send it.
+    Ramp {
+        window: usize,
+        full: Option<Instant>,
+        doubled: bool,
+    },
     /// A first answer said "slow down" at `since`: no more than `window` calls
     /// until the key's answers tell load from chance ([`MIN_SAMPLE`] of them,
     /// or what came within [`HOLD_MAX`]).
@@ -92,7 +97,11 @@ impl State {
     pub fn new(ceiling: usize, now: Instant) -> Self {
         Self {
             ceiling,
-            phase: Phase::Ramp { since: now },
+            phase: Phase::Ramp {
+                window: START_WINDOW,
+                full: None,
+                doubled: false,
+            },
             in_flight: 0,
             stepping: false,
             first: [0; 3],
@@ -116,12 +125,10 @@ impl State {
     /// The concurrency limit now (`usize::MAX`: none).
     pub fn limit(&self, now: Instant) -> usize {
         match self.phase {
-            Phase::Ramp { since } => {
-                let steps = ramp_steps(now - since);
-                START_WINDOW
-                    .checked_shl(u32::try_from(steps).unwrap_or(u32::MAX))
-                    .unwrap_or(usize::MAX)
-            }
+            Phase::Ramp { window, full, .. } => match full.zip(self.next_step()) {
+                Some((_, at)) if now >= at => window.saturating_mul(2),
+                _ => window,
+            },
             Phase::Hold { window, .. } => window,
             Phase::Free => usize::MAX,
             Phase::Bound { limit, .. } => (limit.floor() as usize).max(1),
@@ -132,14 +139,15 @@ impl State {
     /// with the calls then in flight, itself included).
     pub fn try_start(&mut self, now: Instant) -> Gate {
         self.used = now;
+        self.step_ramp(now);
         let limit = self.limit(now).min(self.ceiling.max(1));
         if self.in_flight >= limit {
-            return match self.phase {
+            return match (self.phase, self.next_step()) {
                 // one waiter sleeps until the next step, the others until it
                 // (or a call started after it) wakes them one by one
-                Phase::Ramp { since } if !self.stepping => {
+                (Phase::Ramp { .. }, Some(at)) if !self.stepping => {
                     self.stepping = true;
-                    Gate::Step(since + step_at(ramp_steps(now - since) + 1))
+                    Gate::Step(at)
                 }
                 _ => Gate::Freed,
             };
@@ -151,6 +159,7 @@ impl State {
             self.next_send = self.next_send.max(now) + Duration::from_secs_f64(1.0 / rate);
         }
         self.in_flight += 1;
+        self.ramp_started(now, limit);
         Gate::Open(self.in_flight)
     }
 

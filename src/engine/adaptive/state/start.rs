@@ -1,12 +1,50 @@
 //! A key's start: the ramp until its first answer, the hold after a first
 //! refusal, and the decision that ends it.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::super::{FIRST_STEP, HOLD_MAX, HOLD_SHARE, MIN_SAMPLE, START_STEP, Signal};
 use super::{Phase, State};
 
 impl State {
+    /// When the ramp's window doubles next (`None`: not full yet, or not in
+    /// the ramp).
+    pub(super) fn next_step(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Ramp {
+                full: Some(at),
+                doubled,
+                ..
+            } => Some(at + if doubled { START_STEP } else { FIRST_STEP }),
+            _ => None,
+        }
+    }
+
+    /// The ramp's window doubles once its step has come.
+    pub(super) fn step_ramp(&mut self, now: Instant) {
+        if let Phase::Ramp { window, .. } = self.phase
+            && self.next_step().is_some_and(|at| now >= at)
+        {
+            self.phase = Phase::Ramp {
+                window: window.saturating_mul(2),
+                full: None,
+                doubled: true,
+            };
+        }
+    }
+
+    /// A call started in the ramp: the window is full once `limit` are in
+    /// flight.
+    pub(super) fn ramp_started(&mut self, now: Instant, limit: usize) {
+        if let Phase::Ramp {
+            full: full @ None, ..
+        } = &mut self.phase
+            && self.in_flight >= limit
+        {
+            *full = Some(now);
+        }
+    }
+
     /// The waiter of a ramp's step woke up.
     pub fn stepped(&mut self) {
         self.stepping = false;
@@ -102,17 +140,4 @@ impl State {
             None => {}
         }
     }
-}
-
-/// The ramp's doublings `elapsed` after its start.
-pub(super) fn ramp_steps(elapsed: Duration) -> u128 {
-    match elapsed.checked_sub(FIRST_STEP) {
-        None => 0,
-        Some(after) => 1 + after.as_nanos() / START_STEP.as_nanos(),
-    }
-}
-
-/// When (after its start) the ramp's doubling `step` (≥ 1) comes.
-pub(super) fn step_at(step: u128) -> Duration {
-    FIRST_STEP + START_STEP * u32::try_from(step - 1).unwrap_or(u32::MAX)
 }
