@@ -20,13 +20,14 @@ impl State {
         }
     }
 
-    /// The ramp's window doubles once its step has come.
+    /// The ramp's window doubles once its step has come (when
+    /// [`State::limit`] says it has).
     pub(super) fn step_ramp(&mut self, now: Instant) {
         if let Phase::Ramp { window, .. } = self.phase
-            && self.next_step().is_some_and(|at| now >= at)
+            && self.limit(now) > window
         {
             self.phase = Phase::Ramp {
-                window: window.saturating_mul(2),
+                window: self.limit(now),
                 full: None,
                 doubled: true,
             };
