@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use datafusion_async_udf::mock::{Faults, MockApi, MockConfig, MockStats};
+use datafusion_async_udf::mock::{Faults, MockStats};
 
-use crate::common::{self, context, count, run};
+use crate::common::{self, context_set, count, run};
 
 /// 600 rows against a server refusing (503, at once) above 16 in flight, budget
 /// 128; what the server saw.
@@ -15,19 +15,14 @@ async fn against_a_capped_server(adaptive: bool) -> MockStats {
         max_in_flight: 16,
         ..Faults::default()
     };
-    let api =
-        MockApi::start(MockConfig::with_latency(Duration::from_millis(30)).with_faults(faults))
-            .await
-            .unwrap();
-    let ctx = context();
-    for set in [
+    let api = common::faulty(30, faults).await;
+    let ctx = context_set([
         "SET async_udf.max_in_flight = 128".to_string(),
         "SET http.max_retries = 20".into(),
         "SET http.retry_initial_ms = 20".into(),
         format!("SET http.adaptive = {adaptive}"),
-    ] {
-        run(&ctx, &set).await.unwrap();
-    }
+    ])
+    .await;
     let url = api.url("/v1/images/search");
     let sql = format!(
         "SELECT count(*) FROM generate_series(1, 600) WHERE http_get('{url}?id=' || value)['status'] = 200"
@@ -66,13 +61,11 @@ async fn a_capped_server_is_refused_less_often() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_waiting_to_retry_holds_no_budget_slot() {
     let api = std::sync::Arc::new(common::mock(20).await);
-    let ctx = context();
-    for set in [
+    let ctx = context_set([
         "SET async_udf.max_in_flight = 2",
         "SET http.max_retries = 1",
-    ] {
-        run(&ctx, set).await.unwrap();
-    }
+    ])
+    .await;
     let sql = format!(
         "SELECT count(*) FROM generate_series(1, 40) \
          WHERE http_get(CASE WHEN value <= 2 THEN '{}' ELSE '{}?id=' || value END)['status'] > 0",
@@ -99,15 +92,13 @@ async fn a_row_waiting_to_retry_holds_no_budget_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_rows_behind_a_waiting_row_do_not_stop_admission() {
     let api = std::sync::Arc::new(common::mock(20).await);
-    let ctx = context();
-    for set in [
+    let ctx = context_set([
         "SET async_udf.max_in_flight = 2",
         "SET async_udf.window_rows = 8",
         "SET async_udf.chunk_size = 4",
         "SET http.max_retries = 1",
-    ] {
-        run(&ctx, set).await.unwrap();
-    }
+    ])
+    .await;
     let sql = format!(
         "SELECT count(*) FROM generate_series(1, 100) \
          WHERE http_get(CASE WHEN value = 1 THEN '{}' ELSE '{}?id=' || value END)['status'] > 0",
@@ -137,15 +128,12 @@ async fn a_rate_limited_server_is_refused_at_its_start_only() {
             per_second: 5,
             ..Faults::default()
         };
-        let config = MockConfig::with_latency(Duration::from_millis(20)).with_faults(faults);
-        let api = MockApi::start(config).await.unwrap();
-        let ctx = context();
-        for set in [
+        let api = common::faulty(20, faults).await;
+        let ctx = context_set([
             "SET http.max_retries = 20".to_string(),
             format!("SET http.adaptive = {adaptive}"),
-        ] {
-            run(&ctx, &set).await.unwrap();
-        }
+        ])
+        .await;
         let url = api.url("/v1/images/search");
         let sql = format!(
             "SELECT count(*) FROM generate_series(1, 40) WHERE http_get('{url}?id=' || value)['status'] = 200"

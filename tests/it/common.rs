@@ -5,7 +5,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use datafusion::common::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_async_udf::mock::{MockApi, MockConfig};
+use datafusion_async_udf::mock::{Faults, MockApi, MockConfig};
 
 /// A context with everything registered.
 pub fn context() -> SessionContext {
@@ -23,6 +23,24 @@ pub async fn mock(latency_ms: u64) -> MockApi {
     MockApi::start(MockConfig::with_latency(Duration::from_millis(latency_ms)))
         .await
         .expect("mock API starts")
+}
+
+/// The mock API answering after `latency_ms`, with `faults`.
+pub async fn faulty(latency_ms: u64, faults: Faults) -> MockApi {
+    let config = MockConfig::with_latency(Duration::from_millis(latency_ms)).with_faults(faults);
+    MockApi::start(config).await.expect("mock API starts")
+}
+
+/// A context with everything registered and `settings` (`SET …`) run.
+pub async fn context_set(settings: impl IntoIterator<Item = impl AsRef<str>>) -> SessionContext {
+    let ctx = context();
+    for set in settings {
+        let set = set.as_ref();
+        run(&ctx, set)
+            .await
+            .unwrap_or_else(|e| panic!("{set}: {e}"));
+    }
+    ctx
 }
 
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {

@@ -7,15 +7,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
-use datafusion_async_udf::mock::{Faults, MockApi, MockConfig};
+use datafusion_async_udf::mock::Faults;
 
-use common::{context, run};
-
-async fn faulty(faults: Faults) -> MockApi {
-    MockApi::start(MockConfig::with_latency(Duration::from_millis(2)).with_faults(faults))
-        .await
-        .unwrap()
-}
+use common::{context, faulty, run};
 
 /// 5,000 rows against 20 % 503, 5 % 429, 2 % broken connections and 1 % answers
 /// slower than the timeout: every row right after retries, none lost, none
@@ -23,15 +17,18 @@ async fn faulty(faults: Faults) -> MockApi {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_every_row_survives() {
     const ROWS: i64 = 5_000;
-    let api = faulty(Faults {
-        seed: 42,
-        error_rate: 0.20,
-        throttle_rate: 0.05,
-        reset_rate: 0.02,
-        slow_rate: 0.01,
-        slow: Duration::from_secs(5),
-        ..Faults::default()
-    })
+    let api = faulty(
+        2,
+        Faults {
+            seed: 42,
+            error_rate: 0.20,
+            throttle_rate: 0.05,
+            reset_rate: 0.02,
+            slow_rate: 0.01,
+            slow: Duration::from_secs(5),
+            ..Faults::default()
+        },
+    )
     .await;
     let ctx = context();
     for set in [
@@ -98,10 +95,13 @@ async fn soak_every_row_survives() {
 /// is ever throttled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_avoids_429() {
-    let api = faulty(Faults {
-        per_minute: 120,
-        ..Faults::default()
-    })
+    let api = faulty(
+        2,
+        Faults {
+            per_minute: 120,
+            ..Faults::default()
+        },
+    )
     .await;
     let ctx = context();
     run(&ctx, "SET http.max_retries = 0").await.unwrap();
@@ -123,10 +123,13 @@ async fn rate_limit_avoids_429() {
     assert_eq!(api.stats().throttled, 0);
 
     // the control: the same mock throttles a client without the limit
-    let strict = faulty(Faults {
-        per_minute: 3,
-        ..Faults::default()
-    })
+    let strict = faulty(
+        2,
+        Faults {
+            per_minute: 3,
+            ..Faults::default()
+        },
+    )
     .await;
     run(&ctx, "SET http.requests_per_second = 0").await.unwrap();
     run(&ctx, "SET http.retry_max_ms = 10").await.unwrap();
