@@ -65,6 +65,9 @@ pub(crate) fn marker(name: &str) -> String {
 
 /// The name of the first secret marker in `text`, if any.
 pub(crate) fn first_marker(text: &str) -> Option<&str> {
+    if !text.contains('*') {
+        return None;
+    }
     let start = text.find(OPEN)? + OPEN.len();
     let len = text[start..].find(CLOSE)?;
     Some(&text[start..start + len])

@@ -4,8 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use datafusion::common::{Result, internal_datafusion_err};
-use futures::StreamExt;
+use futures::future::{Fuse, FusedFuture};
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 
 use super::share::current_flow;
 use super::{Flow, Slot, Slots, held, lend, metrics};
@@ -45,16 +46,25 @@ where
     let flow = current_flow();
     let mut items = items.into_iter().enumerate();
     let mut next = items.next();
-    let mut results: Vec<Option<T>> = Vec::new();
+    // sized for the items when their number is known (a chunk's rows)
+    let mut results: Vec<Option<T>> =
+        Vec::with_capacity(items.size_hint().1.unwrap_or(0).min(4096));
     let mut in_flight = FuturesUnordered::new();
+    // the next item's place in the queue for a slot, kept while calls finish
+    // (a new request on every finished call would queue it again, at the end)
+    let asking = Fuse::terminated();
+    tokio::pin!(asking);
 
     while next.is_some() || !in_flight.is_empty() {
+        if next.is_some() && asking.is_terminated() {
+            asking.set(slot(&slots, flow.as_deref()).fuse());
+        }
         tokio::select! {
             biased;
             Some((index, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 results[index] = Some(result?);
             }
-            permit = slot(&slots, flow.as_deref()), if next.is_some() => {
+            permit = &mut asking, if next.is_some() => {
                 if let Some((index, item)) = next.take() {
                     results.push(None);
                     // boxed at once: a call's future (a whole HTTP exchange) is

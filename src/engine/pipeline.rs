@@ -208,20 +208,21 @@ impl State {
         let chunk_bytes = ChunkBytes::new(&self.bytes, cx.chunk_index);
         self.running_held.push_back(chunk_bytes.clone());
         let call = holding(chunk_bytes, in_chunk(cx.clone(), (self.call)(cx, chunk)));
-        self.running.push_back(
-            tracing::Instrument::instrument(
-                async move {
-                    let out = call.await;
-                    if let Some(guard) = guard {
-                        guard.finish();
-                    }
-                    drop(permit);
-                    Ok((rows, out?))
-                },
-                span,
-            )
-            .boxed(),
-        );
+        let run = async move {
+            let out = call.await;
+            if let Some(guard) = guard {
+                guard.finish();
+            }
+            drop(permit);
+            Ok((rows, out?))
+        };
+        // a chunk is polled on every call's wake-up: no span to enter and
+        // leave each time when tracing does not record it
+        self.running.push_back(if span.is_disabled() {
+            run.boxed()
+        } else {
+            tracing::Instrument::instrument(run, span).boxed()
+        });
     }
 
     /// Keeps up to [`ASK_AHEAD`] slot requests going while chunks may start

@@ -100,16 +100,17 @@ where
     F: FnMut(u32, Option<Duration>) -> Fut,
     Fut: Future<Output = T>,
 {
-    let start = Instant::now();
-    let left = |now: Instant| policy.deadline.map(|d| d.saturating_sub(now - start));
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(policy.initial)
-        .with_max_delay(policy.max)
-        .with_max_times(policy.max_retries as usize)
-        .build();
+    // the clock is read only for a deadline, the backoff made only for a
+    // retry: most calls need neither
+    let start = policy.deadline.map(|_| Instant::now());
+    let left = || {
+        let (deadline, start) = (policy.deadline?, start?);
+        Some(deadline.saturating_sub(start.elapsed()))
+    };
+    let mut backoff = None;
     let mut n = 1;
     loop {
-        let result = attempt(n, left(Instant::now())).await;
+        let result = attempt(n, left()).await;
         let Verdict::Retry { after } = verdict(&result) else {
             return Attempts {
                 result,
@@ -117,7 +118,16 @@ where
                 gave_up: None,
             };
         };
-        let Some(ceiling) = backoff.next() else {
+        let ceiling = backoff
+            .get_or_insert_with(|| {
+                ExponentialBuilder::default()
+                    .with_min_delay(policy.initial)
+                    .with_max_delay(policy.max)
+                    .with_max_times(policy.max_retries as usize)
+                    .build()
+            })
+            .next();
+        let Some(ceiling) = ceiling else {
             return Attempts {
                 result,
                 attempts: n,
@@ -127,7 +137,7 @@ where
         let delay = after
             .unwrap_or_else(|| ceiling.mul_f64(fastrand::f64()))
             .min(policy.max);
-        if left(Instant::now()).is_some_and(|l| delay >= l) {
+        if left().is_some_and(|l| delay >= l) {
             return Attempts {
                 result,
                 attempts: n,
@@ -135,7 +145,8 @@ where
             };
         }
         // the call's budget slot is free meanwhile
-        super::lend::idle(delay).await;
+        // boxed: rare, and kept out of every call's future
+        Box::pin(super::lend::idle(delay)).await;
         n += 1;
     }
 }

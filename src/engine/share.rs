@@ -19,7 +19,7 @@
 //! Waiting is cancellation-safe: a waiter dropped before it is served leaves
 //! the queue, and a slot handed to a waiter dropped at that moment is passed on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,9 +106,33 @@ impl Lane {
 #[derive(Default)]
 struct State {
     free: usize,
-    lanes: HashMap<u64, Lane>,
+    /// The lanes of the flows that hold or wait for slots: a few (one per
+    /// query running), so a list, searched without hashing.
+    lanes: Vec<(u64, Lane)>,
     arrivals: u64,
     turns: u64,
+}
+
+impl State {
+    fn lane(&mut self, flow: u64) -> Option<&mut Lane> {
+        self.lanes
+            .iter_mut()
+            .find_map(|(id, lane)| (*id == flow).then_some(lane))
+    }
+
+    /// `flow`'s lane, added when it has none.
+    fn lane_or_new(&mut self, flow: &Flow) -> &mut Lane {
+        let at = self.lanes.iter().position(|(id, _)| *id == flow.id);
+        let at = at.unwrap_or_else(|| {
+            let lane = Lane {
+                weight: flow.weight,
+                ..Lane::default()
+            };
+            self.lanes.push((flow.id, lane));
+            self.lanes.len() - 1
+        });
+        &mut self.lanes[at].1
+    }
 }
 
 /// A budget of `limit` slots shared fairly by flows (see the module docs).
@@ -187,19 +211,15 @@ impl Slots {
     pub async fn acquire_for(self: &Arc<Self>, flow: &Flow) -> Slot {
         let waiting = {
             let mut state = self.state.lock();
-            let state = &mut *state;
-            let lane = state.lanes.entry(flow.id).or_insert_with(|| Lane {
-                weight: flow.weight,
-                ..Lane::default()
-            });
             if state.free > 0 {
                 state.free -= 1;
-                lane.held += 1;
+                state.lane_or_new(flow).held += 1;
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
                 state.arrivals += 1;
-                lane.waiting.insert((held::order(), state.arrivals), tx);
+                let place = (held::order(), state.arrivals);
+                state.lane_or_new(flow).waiting.insert(place, tx);
                 Some(rx)
             }
         };
@@ -220,7 +240,7 @@ impl Slots {
     /// `flow` gave a slot back: it goes to the next waiter, or to the free count.
     fn release(self: &Arc<Self>, flow: u64) {
         let mut state = self.state.lock();
-        if let Some(lane) = state.lanes.get_mut(&flow) {
+        if let Some(lane) = state.lane(flow) {
             lane.held = lane.held.saturating_sub(1);
         }
         let fair = self.fair.load(Ordering::Relaxed);
@@ -231,7 +251,7 @@ impl Slots {
             };
             state.turns += 1;
             let turn = state.turns;
-            let lane = state.lanes.get_mut(&next).expect("picked lane exists");
+            let lane = state.lane(next).expect("picked lane exists");
             let (_, tx) = lane.waiting.pop_first().expect("picked lane waits");
             lane.held += 1;
             lane.served = turn;
@@ -251,15 +271,16 @@ impl Slots {
         }
         state
             .lanes
-            .retain(|_, lane| lane.held > 0 || !lane.waiting.is_empty());
+            .retain(|(_, lane)| lane.held > 0 || !lane.waiting.is_empty());
     }
 }
 
 /// The lane to serve next: fewest slots held per unit of weight (ties: served
 /// longest ago), or, without fairness, the earliest waiter.
-fn next_lane(lanes: &mut HashMap<u64, Lane>, fair: bool) -> Option<u64> {
+fn next_lane(lanes: &mut [(u64, Lane)], fair: bool) -> Option<u64> {
     let mut best: Option<(u64, &Lane)> = None;
-    for (&id, lane) in lanes.iter_mut() {
+    for (id, lane) in lanes.iter_mut() {
+        let id = *id;
         if !lane.has_waiters() {
             continue;
         }
@@ -284,6 +305,8 @@ fn next_lane(lanes: &mut HashMap<u64, Lane>, fair: bool) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use futures::FutureExt;
 
     use super::*;

@@ -124,7 +124,9 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let rows_ref = &rows;
         let calls = map_ordered(slots, rows.called_rows(), |i| async move {
             let outcome = match rows_ref.request(i, secrets) {
-                Ok(request) => send(session, request, policy).await,
+                // boxed: the whole exchange's future is kilobytes, and
+                // every call's future is moved a few times before it runs
+                Ok(request) => Box::pin(send(session, request, policy)).await,
                 Err(reason) => Outcome::failed(ErrorKind::Invalid, reason),
             };
             if outcome.error.is_some() {

@@ -1,5 +1,6 @@
 //! The result struct of the HTTP functions.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -9,7 +10,7 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 use reqwest::StatusCode;
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use crate::transport::{Body, Outcome};
 
@@ -57,6 +58,15 @@ fn fields(binary: bool) -> Fields {
         Field::new("reason", DataType::Utf8, true),
         Field::new("size", DataType::Int64, true),
     ])
+}
+
+/// A header value as text: as it is when it is visible ASCII (the common
+/// case, no copy), else decoded leniently.
+fn header_text(value: &HeaderValue) -> Cow<'_, str> {
+    match value.to_str() {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    }
 }
 
 /// Builds the result column; `None` rows (NULL url) are NULL structs.
@@ -109,20 +119,24 @@ pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
                 .and_then(|c| c.canonical_reason()),
         );
         if let Some(o) = o.filter(|o| o.status.is_some()) {
-            content_type.append_option(o.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()));
-            for name in o.headers.keys() {
-                let mut values = o.headers.get_all(name).iter();
-                let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
-                let mut joined = first.unwrap_or_default();
+            let mut kind = None;
+            // the values of a name come one after another: one pass, no lookups
+            let mut entries = o.headers.iter().peekable();
+            while let Some((name, value)) = entries.next() {
+                if *name == CONTENT_TYPE {
+                    kind = value.to_str().ok();
+                }
+                let mut joined = header_text(value);
                 // a repeated header is one entry, its values joined as HTTP allows
-                for value in values {
+                while let Some((_, value)) = entries.next_if(|(next, _)| *next == name) {
                     let joined = joined.to_mut();
                     joined.push_str(", ");
-                    joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                    joined.push_str(&header_text(value));
                 }
                 headers.keys().append_value(name.as_str());
                 headers.values().append_value(joined);
             }
+            content_type.append_option(kind);
             let _ = headers.append(true);
         } else {
             content_type.append_null();

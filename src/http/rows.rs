@@ -133,8 +133,8 @@ impl RowArgs {
         if let Some(text) = body.as_ref().and_then(|b| std::str::from_utf8(b).ok()) {
             refuse_secret(text, "the body")?;
         }
-        let host = url.host_str().unwrap_or_default().to_string();
-        let (mut headers, secret_headers) = self.headers(i, secrets, &host)?;
+        let (mut headers, secret_headers) =
+            self.headers(i, secrets, url.host_str().unwrap_or_default())?;
         if self.form.is_some() {
             let fields = entries(self.form.as_ref(), i)?;
             let mut form = url::form_urlencoded::Serializer::new(String::new());

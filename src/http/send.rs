@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use datafusion::common::Result;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
-use crate::engine::{Adaptive, GaveUp, RateLimits, RetryPolicy, Signal, Verdict, metrics, retry};
+use crate::engine::{
+    Adaptive, GaveUp, KeySlot, RateLimits, RetryPolicy, Signal, Verdict, metrics, retry,
+};
 use crate::runtime::AsyncRuntime;
 use crate::transport::{
     AllowedHosts, ClientOptions, ErrorKind, Outcome, Request, SecretHeaders, Settings, attempt,
@@ -106,7 +108,8 @@ fn signal(outcome: &Outcome) -> Signal {
 /// in the outcome.
 pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Outcome {
     let start = Instant::now();
-    let host = request.url.host_str().unwrap_or_default().to_string();
+    let request = &request;
+    let host = request.url.host_str().unwrap_or_default();
     let retries = if may_retry(&request.method, policy.retry_non_idempotent) {
         policy.retry
     } else {
@@ -124,35 +127,41 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     } else {
         String::new()
     };
-    let (request, host, service) = (&request, host.as_str(), service.as_str());
+    let service = service.as_str();
     let done = retry(
         retries,
-        |_, left| async move {
-            let start = Instant::now();
-            let slot = if policy.adaptive {
-                Some(session.adaptive.acquire(service, policy.ceiling).await)
-            } else {
-                None
-            };
-            session.rate.acquire(host, policy.requests_per_second).await;
-            metrics::rate_waited(start.elapsed());
-            let tried = attempt(client, request, settings, left).await;
-            let throttled = tried.outcome.status == Some(429);
-            if throttled {
-                metrics::throttled();
-            }
-            if let Some(slot) = slot {
-                // the host's rate follows its 429s (and waits their Retry-After)
-                slot.answered_after(signal(&tried.outcome), tried.retry_after);
-            } else {
-                // this request waits what the service asked (its retry's
-                // delay); the whole host only when the service keeps asking
-                let wait = tried.retry_after.unwrap_or(Duration::from_secs(1));
-                session
-                    .rate
-                    .answered(host, throttled, wait.min(policy.retry.max));
-            }
-            tried
+        // boxed: an attempt's future is large, and the retry loop's own would
+        // hold (and every move copy) it
+        |_, left| {
+            Box::pin(async move {
+                let slot = if policy.adaptive {
+                    Some(session.adaptive.acquire(service, policy.ceiling).await)
+                } else {
+                    None
+                };
+                // what the limits made it wait (no clock read when nothing did)
+                let waited = session.rate.acquire(host, policy.requests_per_second).await;
+                metrics::rate_waited(
+                    waited + slot.as_ref().map_or(Duration::ZERO, KeySlot::waited),
+                );
+                let tried = attempt(client, request, settings, left).await;
+                let throttled = tried.outcome.status == Some(429);
+                if throttled {
+                    metrics::throttled();
+                }
+                if let Some(slot) = slot {
+                    // the host's rate follows its 429s (and waits their Retry-After)
+                    slot.answered_after(signal(&tried.outcome), tried.retry_after);
+                } else {
+                    // this request waits what the service asked (its retry's
+                    // delay); the whole host only when the service keeps asking
+                    let wait = tried.retry_after.unwrap_or(Duration::from_secs(1));
+                    session
+                        .rate
+                        .answered(host, throttled, wait.min(policy.retry.max));
+                }
+                tried
+            })
         },
         |tried| {
             if tried.transient {

@@ -47,7 +47,8 @@ pub(crate) async fn attempt(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let run = follow(client, request, settings);
+    // boxed once here, not moved into the timeout and the caller's future
+    let run = Box::pin(follow(client, request, settings));
     match limit {
         None => run.await,
         Some(limit) => match tokio::time::timeout(limit, run).await {
@@ -91,8 +92,11 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             }
         };
         let status = response.status();
-        let location = response.headers().get(LOCATION).cloned();
-        let (true, Some(location)) = (status.is_redirection(), location) else {
+        let location = status
+            .is_redirection()
+            .then(|| response.headers().get(LOCATION).cloned())
+            .flatten();
+        let Some(location) = location else {
             return read(response, settings.max_body_bytes, request.binary).await;
         };
         let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
@@ -141,7 +145,12 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
             ..Outcome::default()
         },
         transient: transient_status(status),
-        retry_after: retry_after(&headers),
+        // a wait asked with a refusal (429, 503) or a redirect
+        retry_after: if status.is_success() {
+            None
+        } else {
+            retry_after(&headers)
+        },
     };
     // the length on the wire; a compressed body has none here (it is decoded
     // as it arrives), so its decoded size is checked chunk by chunk below: a

@@ -39,17 +39,19 @@ impl AllowedHosts {
     }
 
     pub(crate) fn allows(&self, host: &str) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.0.is_empty()
-            || self.0.iter().any(|p| {
-                p == "*"
-                    || *p == host
-                    || p.strip_prefix("*.").is_some_and(|domain| {
-                        host.len() > domain.len() + 1
-                            && host.ends_with(domain)
-                            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-                    })
-            })
+        self.0.iter().any(|p| {
+            p == "*"
+                || *p == host
+                || p.strip_prefix("*.").is_some_and(|domain| {
+                    host.len() > domain.len() + 1
+                        && host.ends_with(domain)
+                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                })
+        })
     }
 }
 

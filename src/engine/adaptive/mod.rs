@@ -139,6 +139,8 @@ pub struct KeySlot {
     started: Instant,
     /// Calls in flight to the key when it started, itself included.
     level: usize,
+    /// How long the call waited for its start.
+    waited: Duration,
 }
 
 impl Adaptive {
@@ -147,11 +149,13 @@ impl Adaptive {
     pub async fn acquire(&self, key: &str, ceiling: usize) -> KeySlot {
         let ceiling = ceiling.max(1);
         let entry = self.key(key, ceiling);
+        let mut asked = None;
         loop {
             let freed = entry.freed.notified();
             let gate = {
                 let mut s = entry.state.lock();
                 let now = Instant::now();
+                let asked = *asked.get_or_insert(now);
                 s.ceiling = ceiling;
                 match s.try_start(now) {
                     Gate::Open(level) => {
@@ -164,6 +168,7 @@ impl Adaptive {
                             key: Arc::clone(&entry),
                             started: now,
                             level,
+                            waited: now - asked,
                         };
                     }
                     gate => gate,
@@ -220,6 +225,11 @@ impl Adaptive {
 }
 
 impl KeySlot {
+    /// How long the call waited for its start (zero when it started at once).
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
     /// The call ended with `signal`: the key's limits follow it.
     #[cfg(test)]
     pub fn answered(self, signal: Signal) {
