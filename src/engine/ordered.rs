@@ -145,6 +145,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_waiting_item_keeps_its_place_in_the_queue_when_a_call_ends() {
+        use futures::FutureExt;
+        use tokio::sync::oneshot;
+
+        let slots = Slots::new(1);
+        let (end_first, first_ends) = oneshot::channel::<()>();
+        let (end_second, second_ends) = oneshot::channel::<()>();
+        let ends = std::sync::Mutex::new(vec![Some(first_ends), Some(second_ends)]);
+        let second_started = Arc::new(AtomicUsize::new(0));
+        let started = Arc::clone(&second_started);
+        let run = tokio::spawn(map_ordered(Arc::clone(&slots), 0..2usize, move |i| {
+            let end = ends.lock().unwrap()[i].take().unwrap();
+            let started = Arc::clone(&started);
+            async move {
+                started.fetch_add(i, Ordering::SeqCst);
+                let _ = end.await;
+                Ok(i)
+            }
+        }));
+        // the first item holds the only slot, the second asks for it
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // another call asks after it
+        let mut other = Box::pin(slots.acquire(None));
+        assert!(other.as_mut().now_or_never().is_none());
+        // the first call ends: its slot goes to the second item, not to the
+        // later call (the item's request was not dropped and made again)
+        end_first.send(()).unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(second_started.load(Ordering::SeqCst), 1);
+        assert!(other.as_mut().now_or_never().is_none());
+        end_second.send(()).unwrap();
+        assert_eq!(run.await.unwrap().unwrap(), vec![0, 1]);
+        assert!(other.as_mut().now_or_never().is_some());
+    }
+
+    #[tokio::test]
     async fn empty_input() {
         let out: Vec<u8> = map_ordered(Slots::new(1), Vec::<u8>::new(), |i| async move { Ok(i) })
             .await
