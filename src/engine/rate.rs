@@ -123,6 +123,12 @@ impl RateLimits {
         *entry = (*entry).max(until);
     }
 
+    /// Whether a request to any key may start at once (no rate, no pause):
+    /// then [`RateLimits::acquire`] need not be awaited.
+    pub fn open(&self, per_second: f64) -> bool {
+        !(per_second > 0.0 && per_second.is_finite()) && self.paused.lock().is_empty()
+    }
+
     fn limiter(&self, per_second: f64) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
         if !(per_second > 0.0 && per_second.is_finite()) {
             return None;

@@ -140,7 +140,12 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
                     None
                 };
                 // what the limits made it wait (no clock read when nothing did)
-                let waited = session.rate.acquire(host, policy.requests_per_second).await;
+                let waited = if session.rate.open(policy.requests_per_second) {
+                    Duration::ZERO
+                } else {
+                    // boxed: rare, and kept out of every attempt's future
+                    Box::pin(session.rate.acquire(host, policy.requests_per_second)).await
+                };
                 metrics::rate_waited(
                     waited + slot.as_ref().map_or(Duration::ZERO, KeySlot::waited),
                 );
