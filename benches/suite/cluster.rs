@@ -41,6 +41,10 @@ async fn job(ctx: &SessionContext, dir: &std::path::Path, url: &str, n: usize) -
             dir.display()
         ),
         format!("SET async_udf.max_in_flight = {BUDGET}"),
+        // one partition per file: tasks for every executor's slots (with the
+        // default, one per core, the scan is two tasks, which Ballista's
+        // default placement gives to one executor)
+        format!("SET datafusion.execution.target_partitions = {FILES}"),
     ] {
         ctx.sql(&sql).await?.collect().await?;
     }
