@@ -126,7 +126,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
             let outcome = match rows_ref.request(i, secrets) {
                 // boxed: the whole exchange's future is kilobytes, and
                 // every call's future is moved a few times before it runs
-                Ok(request) => Box::pin(send(session, request, policy)).await,
+                Ok(request) => Box::pin(send(session, &request, policy)).await,
                 Err(reason) => Outcome::failed(ErrorKind::Invalid, reason),
             };
             if outcome.error.is_some() {

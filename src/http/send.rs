@@ -2,9 +2,12 @@
 //! engine's retries (full jitter, `Retry-After` honoured) and per-host rate
 //! limits, and the settings that drive them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::common::Result;
+use parking_lot::Mutex;
+use reqwest::Url;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{
@@ -67,11 +70,14 @@ impl Policy {
 
 /// The session's pieces a request uses: the HTTP client for the invocation's
 /// settings and the session's rate limits.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Session<'a> {
     pub client: reqwest::Client,
     pub rate: &'a RateLimits,
     pub adaptive: &'a Adaptive,
+    /// The last service's key for the adaptive limits (host, port, `host:port`):
+    /// rows going to the same service as the row before reuse it.
+    last_service: Mutex<Option<(String, u16, Arc<str>)>>,
 }
 
 impl<'a> Session<'a> {
@@ -86,7 +92,23 @@ impl<'a> Session<'a> {
             client,
             rate: runtime.rate(),
             adaptive: runtime.adaptive(),
+            last_service: Mutex::new(None),
         })
+    }
+
+    /// The key of `url`'s service for the adaptive limits: `host:port`.
+    fn service(&self, url: &Url) -> Arc<str> {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or_default();
+        let mut last = self.last_service.lock();
+        match last.as_ref() {
+            Some((h, p, key)) if h == host && *p == port => Arc::clone(key),
+            _ => {
+                let key: Arc<str> = format!("{host}:{port}").into();
+                *last = Some((host.to_string(), port, Arc::clone(&key)));
+                key
+            }
+        }
     }
 }
 
@@ -106,9 +128,8 @@ fn signal(outcome: &Outcome) -> Signal {
 /// and the host's adaptive limits (without them, a pause of the host when most
 /// of its recent answers were 429). Never panics; every failure is described
 /// in the outcome.
-pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Outcome {
+pub(crate) async fn send(session: &Session<'_>, request: &Request, policy: &Policy) -> Outcome {
     let start = Instant::now();
-    let request = &request;
     let host = request.url.host_str().unwrap_or_default();
     let retries = if may_retry(&request.method, policy.retry_non_idempotent) {
         policy.retry
@@ -118,16 +139,8 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     let settings = &policy.transport;
     let client = &session.client;
     // the adaptive limits are per service: host and port
-    // (only built when the limits are used: one allocation per row)
-    let service = if policy.adaptive {
-        format!(
-            "{host}:{}",
-            request.url.port_or_known_default().unwrap_or_default()
-        )
-    } else {
-        String::new()
-    };
-    let service = service.as_str();
+    let service = policy.adaptive.then(|| session.service(&request.url));
+    let service = service.as_deref().unwrap_or_default();
     let done = retry(
         retries,
         // boxed: an attempt's future is large, and the retry loop's own would
@@ -197,4 +210,24 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
         error.push_str(&why);
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_to_one_service_share_its_key_and_others_get_theirs() {
+        let runtime = AsyncRuntime::new();
+        let policy = Policy::new(&HttpConfig::default(), &AsyncUdfConfig::default());
+        let session = Session::new(&runtime, &policy).unwrap();
+        let key = |url: &str| session.service(&Url::parse(url).unwrap());
+        let first = key("http://a:1/x");
+        assert_eq!(&*first, "a:1");
+        assert!(Arc::ptr_eq(&first, &key("http://a:1/y?id=2")), "reused");
+        assert_eq!(&*key("http://a:2/x"), "a:2");
+        assert_eq!(&*key("https://a/x"), "a:443");
+        assert_eq!(&*key("http://b/x"), "b:80");
+        assert_eq!(&*key("http://a:1/x"), "a:1");
+    }
 }

@@ -97,7 +97,8 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             .then(|| response.headers().get(LOCATION).cloned())
             .flatten();
         let Some(location) = location else {
-            return read(response, settings.max_body_bytes, request.binary).await;
+            // boxed: the redirect loop's own future stays small
+            return Box::pin(read(response, settings.max_body_bytes, request.binary)).await;
         };
         let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
             Some(next) if matches!(next.scheme(), "http" | "https") => next,
