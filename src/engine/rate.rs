@@ -51,10 +51,10 @@ impl RateLimits {
     /// Waits until a request to `key` may start: after any pause of `key`, then
     /// within `per_second` (0 or less = unlimited). Returns the time waited.
     pub async fn acquire(&self, key: &str, per_second: f64) -> Duration {
-        let limiter = self.limiter(per_second);
-        if limiter.is_none() && self.paused.lock().is_empty() {
+        if self.open(per_second) {
             return Duration::ZERO;
         }
+        let limiter = self.limiter(per_second);
         let start = Instant::now();
         loop {
             let until = {
