@@ -46,7 +46,7 @@ mod retry;
 mod share;
 mod window;
 
-pub use adaptive::{Adaptive, KeySlot, Signal};
+pub use adaptive::{Adaptive, Key as AdaptiveKey, KeySlot, Signal};
 pub use budget::Budget;
 pub use chunks::Counted;
 pub use chunks::chunk_ranges;

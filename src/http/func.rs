@@ -127,7 +127,7 @@ impl AsyncScalarUDFImpl for HttpFunc {
                 // boxed: the whole exchange's future is kilobytes, and
                 // every call's future is moved a few times before it runs
                 Ok(request) => Box::pin(send(session, &request, policy)).await,
-                Err(reason) => Outcome::failed(ErrorKind::Invalid, reason),
+                Err(reason) => Box::new(Outcome::failed(ErrorKind::Invalid, reason)),
             };
             if outcome.error.is_some() {
                 metrics::failed(outcome.kind.label());

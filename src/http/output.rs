@@ -75,7 +75,7 @@ fn header_text(value: &HeaderValue) -> Cow<'_, str> {
 /// body buffer sized up front: building never holds much more than the
 /// bodies once (a growing builder next to the outcomes would hold them up to
 /// three times).
-pub fn build(rows: Vec<Option<Outcome>>, binary: bool) -> ArrayRef {
+pub fn build(rows: Vec<Option<Box<Outcome>>>, binary: bool) -> ArrayRef {
     let body_bytes = rows
         .iter()
         .flatten()

@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use super::args::check;
 use super::{Kind, Param, method};
 use crate::secret::{Secrets, first_marker};
-use crate::transport::{Request, parse_url};
+use crate::transport::{Request, UrlParser};
 
 /// The arguments of one invocation, as arrays of `number_rows` rows.
 pub struct RowArgs {
@@ -23,6 +23,8 @@ pub struct RowArgs {
     headers: Option<MapArray>,
     params: Option<MapArray>,
     form: Option<MapArray>,
+    /// Rows mostly call one service: its origin is parsed once.
+    parser: UrlParser,
 }
 
 fn to_strings(value: &ColumnarValue, rows: usize) -> Result<StringArray> {
@@ -91,6 +93,7 @@ impl RowArgs {
                 .map(|f| to_map(f, rows))
                 .transpose()?
                 .flatten(),
+            parser: UrlParser::default(),
         })
     }
 
@@ -114,7 +117,7 @@ impl RowArgs {
         };
         let raw = self.urls.value(i);
         refuse_secret(raw, "the URL")?;
-        let mut url = parse_url(raw)?;
+        let mut url = self.parser.parse(raw)?;
         let params = entries(self.params.as_ref(), i)?;
         if !params.is_empty() {
             let mut query = url.query_pairs_mut();

@@ -11,7 +11,8 @@ use reqwest::Url;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{
-    Adaptive, GaveUp, KeySlot, RateLimits, RetryPolicy, Signal, Verdict, metrics, retry,
+    Adaptive, AdaptiveKey, GaveUp, KeySlot, RateLimits, RetryPolicy, Signal, Verdict, metrics,
+    retry,
 };
 use crate::runtime::AsyncRuntime;
 use crate::transport::{
@@ -75,9 +76,10 @@ pub(crate) struct Session<'a> {
     pub client: reqwest::Client,
     pub rate: &'a RateLimits,
     pub adaptive: &'a Adaptive,
-    /// The last service's key for the adaptive limits (host, port, `host:port`):
-    /// rows going to the same service as the row before reuse it.
-    last_service: Mutex<Option<(String, u16, Arc<str>)>>,
+    /// The last service's adaptive limits (host, port, the limits of
+    /// `host:port`): rows going to the same service as the row before reuse
+    /// them, without a look-up.
+    last_service: Mutex<Option<(String, u16, Arc<AdaptiveKey>)>>,
 }
 
 impl<'a> Session<'a> {
@@ -96,15 +98,16 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// The key of `url`'s service for the adaptive limits: `host:port`.
-    fn service(&self, url: &Url) -> Arc<str> {
+    /// The adaptive limits of `url`'s service (key `host:port`; `ceiling`: the
+    /// most calls it may ever have in flight).
+    fn service(&self, url: &Url, ceiling: usize) -> Arc<AdaptiveKey> {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or_default();
         let mut last = self.last_service.lock();
         match last.as_ref() {
             Some((h, p, key)) if h == host && *p == port => Arc::clone(key),
             _ => {
-                let key: Arc<str> = format!("{host}:{port}").into();
+                let key = self.adaptive.entry(&format!("{host}:{port}"), ceiling);
                 *last = Some((host.to_string(), port, Arc::clone(&key)));
                 key
             }
@@ -128,7 +131,11 @@ fn signal(outcome: &Outcome) -> Signal {
 /// and the host's adaptive limits (without them, a pause of the host when most
 /// of its recent answers were 429). Never panics; every failure is described
 /// in the outcome.
-pub(crate) async fn send(session: &Session<'_>, request: &Request, policy: &Policy) -> Outcome {
+pub(crate) async fn send(
+    session: &Session<'_>,
+    request: &Request,
+    policy: &Policy,
+) -> Box<Outcome> {
     let start = Instant::now();
     let host = request.url.host_str().unwrap_or_default();
     let retries = if may_retry(&request.method, policy.retry_non_idempotent) {
@@ -139,18 +146,19 @@ pub(crate) async fn send(session: &Session<'_>, request: &Request, policy: &Poli
     let settings = &policy.transport;
     let client = &session.client;
     // the adaptive limits are per service: host and port
-    let service = policy.adaptive.then(|| session.service(&request.url));
-    let service = service.as_deref().unwrap_or_default();
+    let service = policy
+        .adaptive
+        .then(|| session.service(&request.url, policy.ceiling));
+    let service = service.as_ref();
     let done = retry(
         retries,
         // boxed: an attempt's future is large, and the retry loop's own would
         // hold (and every move copy) it
         |_, left| {
             Box::pin(async move {
-                let slot = if policy.adaptive {
-                    Some(session.adaptive.acquire(service, policy.ceiling).await)
-                } else {
-                    None
+                let slot = match service {
+                    Some(key) => Some(Adaptive::acquire_entry(key, policy.ceiling).await),
+                    None => None,
                 };
                 // what the limits made it wait (no clock read when nothing did)
                 let waited = if session.rate.open(policy.requests_per_second) {
@@ -221,13 +229,15 @@ mod tests {
         let runtime = AsyncRuntime::new();
         let policy = Policy::new(&HttpConfig::default(), &AsyncUdfConfig::default());
         let session = Session::new(&runtime, &policy).unwrap();
-        let key = |url: &str| session.service(&Url::parse(url).unwrap());
+        let key = |url: &str| session.service(&Url::parse(url).unwrap(), 64);
+        let named = |name: &str| runtime.adaptive().entry(name, 64);
         let first = key("http://a:1/x");
-        assert_eq!(&*first, "a:1");
+        assert!(Arc::ptr_eq(&first, &named("a:1")));
         assert!(Arc::ptr_eq(&first, &key("http://a:1/y?id=2")), "reused");
-        assert_eq!(&*key("http://a:2/x"), "a:2");
-        assert_eq!(&*key("https://a/x"), "a:443");
-        assert_eq!(&*key("http://b/x"), "b:80");
-        assert_eq!(&*key("http://a:1/x"), "a:1");
+        assert!(Arc::ptr_eq(&key("http://a:2/x"), &named("a:2")));
+        assert!(Arc::ptr_eq(&key("https://a/x"), &named("a:443")));
+        assert!(Arc::ptr_eq(&key("http://b/x"), &named("b:80")));
+        assert!(!Arc::ptr_eq(&key("http://a:1/x"), &named("a:2")));
+        assert!(Arc::ptr_eq(&key("http://a:1/x"), &named("a:1")));
     }
 }

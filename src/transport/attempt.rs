@@ -15,7 +15,9 @@ use super::request::{Body, ErrorKind, Outcome, Request};
 /// The outcome of one attempt and whether another one may help.
 #[derive(Debug)]
 pub(crate) struct Tried {
-    pub outcome: Outcome,
+    /// Boxed: it travels up through every layer of the call and into its
+    /// chunk's results, a pointer's copy at each step instead of the struct's.
+    pub outcome: Box<Outcome>,
     pub transient: bool,
     pub retry_after: Option<Duration>,
 }
@@ -23,7 +25,7 @@ pub(crate) struct Tried {
 impl Tried {
     fn failed(kind: ErrorKind, error: impl Into<String>, transient: bool) -> Self {
         Self {
-            outcome: Outcome::failed(kind, error),
+            outcome: Box::new(Outcome::failed(kind, error)),
             transient,
             retry_after: None,
         }
@@ -141,10 +143,10 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
     let mut tried = Tried {
-        outcome: Outcome {
+        outcome: Box::new(Outcome {
             status: Some(status.as_u16()),
             ..Outcome::default()
-        },
+        }),
         transient: transient_status(status),
         // a wait asked with a refusal (429, 503) or a redirect
         retry_after: if status.is_success() {

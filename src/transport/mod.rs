@@ -14,9 +14,11 @@ mod client;
 mod policy;
 mod request;
 mod secret_headers;
+mod url_parser;
 
 pub(crate) use attempt::attempt;
 pub(crate) use client::{ClientOptions, HttpClient};
 pub(crate) use policy::{AllowedHosts, Settings, may_retry};
 pub(crate) use request::{Body, ErrorKind, Outcome, Request, parse_url, redact};
 pub(crate) use secret_headers::SecretHeaders;
+pub(crate) use url_parser::UrlParser;

@@ -120,8 +120,9 @@ pub struct KeyReport {
     pub overloaded: u64,
 }
 
+/// One key's limits (see [`Adaptive::entry`]).
 #[derive(Debug)]
-struct Key {
+pub struct Key {
     state: Mutex<State>,
     freed: Notify,
 }
@@ -144,11 +145,23 @@ pub struct KeySlot {
 }
 
 impl Adaptive {
-    /// Waits until a call to `key` may start under its limits (`ceiling`: the
-    /// most it may ever have in flight).
+    /// The limits of `key`, made when it has none (`ceiling`: the most calls it
+    /// may ever have in flight). Looked up once, they serve every call to the
+    /// key made with them ([`Adaptive::acquire_entry`]).
+    pub fn entry(&self, key: &str, ceiling: usize) -> Arc<Key> {
+        self.key(key, ceiling.max(1))
+    }
+
+    /// [`Adaptive::acquire_entry`] for `key`, looked up now.
+    #[cfg(test)]
     pub async fn acquire(&self, key: &str, ceiling: usize) -> KeySlot {
+        Self::acquire_entry(&self.entry(key, ceiling), ceiling).await
+    }
+
+    /// Waits until a call to the key of `entry` may start under its limits
+    /// (`ceiling`: the most it may ever have in flight).
+    pub async fn acquire_entry(entry: &Arc<Key>, ceiling: usize) -> KeySlot {
         let ceiling = ceiling.max(1);
-        let entry = self.key(key, ceiling);
         let mut asked = None;
         loop {
             let freed = entry.freed.notified();
@@ -165,7 +178,7 @@ impl Adaptive {
                             entry.freed.notify_one();
                         }
                         return KeySlot {
-                            key: Arc::clone(&entry),
+                            key: Arc::clone(entry),
                             started: now,
                             level,
                             waited: now - asked,
@@ -178,7 +191,7 @@ impl Adaptive {
                 Gate::Until(at) => tokio::time::sleep_until(at.into()).await,
                 Gate::Step(at) => {
                     // dropped while asleep too: another waiter takes the step
-                    let _stepped = Stepped(&entry);
+                    let _stepped = Stepped(entry);
                     tokio::time::sleep_until(at.into()).await;
                 }
                 Gate::Freed | Gate::Open(_) => freed.await,
