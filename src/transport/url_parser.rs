@@ -66,11 +66,10 @@ fn split(raw: &str) -> Option<(&str, &str)> {
         .iter()
         .position(|b| matches!(b, b'/' | b'?' | b'#'))
         .map_or(raw.len(), |i| start + i);
-    match &bytes[end..] {
-        _ if end == start => None,
-        [b'/', b'/', ..] => None,
-        _ => Some(raw.split_at(end)),
+    if end == start || bytes[end..].starts_with(b"//") {
+        return None;
     }
+    Some(raw.split_at(end))
 }
 
 #[cfg(test)]

@@ -149,7 +149,18 @@ impl Adaptive {
     /// may ever have in flight). Looked up once, they serve every call to the
     /// key made with them ([`Adaptive::acquire_entry`]).
     pub fn entry(&self, key: &str, ceiling: usize) -> Arc<Key> {
-        self.key(key, ceiling.max(1))
+        let mut keys = self.keys.lock();
+        if let Some(k) = keys.get(key) {
+            return Arc::clone(k);
+        }
+        let now = Instant::now();
+        keys.retain(|_, k| Arc::strong_count(k) > 1 || now - k.state.lock().used < IDLE);
+        let k = Arc::new(Key {
+            state: Mutex::new(State::new(ceiling.max(1), now)),
+            freed: Notify::new(),
+        });
+        keys.insert(key.to_string(), Arc::clone(&k));
+        k
     }
 
     /// [`Adaptive::acquire_entry`] for `key`, looked up now.
@@ -197,21 +208,6 @@ impl Adaptive {
                 Gate::Freed | Gate::Open(_) => freed.await,
             }
         }
-    }
-
-    fn key(&self, key: &str, ceiling: usize) -> Arc<Key> {
-        let mut keys = self.keys.lock();
-        if let Some(k) = keys.get(key) {
-            return Arc::clone(k);
-        }
-        let now = Instant::now();
-        keys.retain(|_, k| Arc::strong_count(k) > 1 || now - k.state.lock().used < IDLE);
-        let k = Arc::new(Key {
-            state: Mutex::new(State::new(ceiling, now)),
-            freed: Notify::new(),
-        });
-        keys.insert(key.to_string(), Arc::clone(&k));
-        k
     }
 
     /// What the keys' limits did, keys in name order.
