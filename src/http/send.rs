@@ -157,7 +157,7 @@ pub(crate) async fn send(
         |_, left| {
             Box::pin(async move {
                 let slot = match service {
-                    Some(key) => Some(Adaptive::acquire_entry(key, policy.ceiling).await),
+                    Some(key) => Some(key.acquire(policy.ceiling).await),
                     None => None,
                 };
                 // what the limits made it wait (no clock read when nothing did)

@@ -144,10 +144,53 @@ pub struct KeySlot {
     waited: Duration,
 }
 
+impl Key {
+    /// Waits until a call to this key may start under its limits (`ceiling`:
+    /// the most it may ever have in flight).
+    pub async fn acquire(self: &Arc<Self>, ceiling: usize) -> KeySlot {
+        let ceiling = ceiling.max(1);
+        let mut asked = None;
+        loop {
+            let freed = self.freed.notified();
+            let gate = {
+                let mut s = self.state.lock();
+                let now = Instant::now();
+                let asked = *asked.get_or_insert(now);
+                s.ceiling = ceiling;
+                match s.try_start(now) {
+                    Gate::Open(level) => {
+                        let more = s.ramp_room(now);
+                        drop(s);
+                        if more {
+                            self.freed.notify_one();
+                        }
+                        return KeySlot {
+                            key: Arc::clone(self),
+                            started: now,
+                            level,
+                            waited: now - asked,
+                        };
+                    }
+                    gate => gate,
+                }
+            };
+            match gate {
+                Gate::Until(at) => tokio::time::sleep_until(at.into()).await,
+                Gate::Step(at) => {
+                    // dropped while asleep too: another waiter takes the step
+                    let _stepped = Stepped(self);
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                Gate::Freed | Gate::Open(_) => freed.await,
+            }
+        }
+    }
+}
+
 impl Adaptive {
     /// The limits of `key`, made when it has none (`ceiling`: the most calls it
     /// may ever have in flight). Looked up once, they serve every call to the
-    /// key made with them ([`Adaptive::acquire_entry`]).
+    /// key made with them ([`Key::acquire`]).
     pub fn entry(&self, key: &str, ceiling: usize) -> Arc<Key> {
         let mut keys = self.keys.lock();
         if let Some(k) = keys.get(key) {
@@ -163,51 +206,10 @@ impl Adaptive {
         k
     }
 
-    /// [`Adaptive::acquire_entry`] for `key`, looked up now.
+    /// [`Key::acquire`] for `key`, looked up now.
     #[cfg(test)]
     pub async fn acquire(&self, key: &str, ceiling: usize) -> KeySlot {
-        Self::acquire_entry(&self.entry(key, ceiling), ceiling).await
-    }
-
-    /// Waits until a call to the key of `entry` may start under its limits
-    /// (`ceiling`: the most it may ever have in flight).
-    pub async fn acquire_entry(entry: &Arc<Key>, ceiling: usize) -> KeySlot {
-        let ceiling = ceiling.max(1);
-        let mut asked = None;
-        loop {
-            let freed = entry.freed.notified();
-            let gate = {
-                let mut s = entry.state.lock();
-                let now = Instant::now();
-                let asked = *asked.get_or_insert(now);
-                s.ceiling = ceiling;
-                match s.try_start(now) {
-                    Gate::Open(level) => {
-                        let more = s.ramp_room(now);
-                        drop(s);
-                        if more {
-                            entry.freed.notify_one();
-                        }
-                        return KeySlot {
-                            key: Arc::clone(entry),
-                            started: now,
-                            level,
-                            waited: now - asked,
-                        };
-                    }
-                    gate => gate,
-                }
-            };
-            match gate {
-                Gate::Until(at) => tokio::time::sleep_until(at.into()).await,
-                Gate::Step(at) => {
-                    // dropped while asleep too: another waiter takes the step
-                    let _stepped = Stepped(entry);
-                    tokio::time::sleep_until(at.into()).await;
-                }
-                Gate::Freed | Gate::Open(_) => freed.await,
-            }
-        }
+        self.entry(key, ceiling).acquire(ceiling).await
     }
 
     /// What the keys' limits did, keys in name order.
