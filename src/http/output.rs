@@ -1,6 +1,5 @@
 //! The result struct of the HTTP functions.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -10,7 +9,6 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use crate::transport::{Body, Outcome};
 
@@ -58,15 +56,6 @@ fn fields(binary: bool) -> Fields {
         Field::new("reason", DataType::Utf8, true),
         Field::new("size", DataType::Int64, true),
     ])
-}
-
-/// A header value as text: as it is when it is visible ASCII (the common
-/// case, no copy), else decoded leniently.
-fn header_text(value: &HeaderValue) -> Cow<'_, str> {
-    match value.to_str() {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(value.as_bytes()),
-    }
 }
 
 /// Builds the result column; `None` rows (NULL url) are NULL structs.
@@ -120,21 +109,12 @@ pub fn build(rows: Vec<Option<Box<Outcome>>>, binary: bool) -> ArrayRef {
         );
         if let Some(o) = o.filter(|o| o.status.is_some()) {
             let mut kind = None;
-            // the values of a name come one after another: one pass, no lookups
-            let mut entries = o.headers.iter().peekable();
-            while let Some((name, value)) = entries.next() {
-                if *name == CONTENT_TYPE {
-                    kind = value.to_str().ok();
+            for (name, value) in o.headers.iter() {
+                if name == "content-type" {
+                    kind = Some(value);
                 }
-                let mut joined = header_text(value);
-                // a repeated header is one entry, its values joined as HTTP allows
-                while let Some((_, value)) = entries.next_if(|(next, _)| *next == name) {
-                    let joined = joined.to_mut();
-                    joined.push_str(", ");
-                    joined.push_str(&header_text(value));
-                }
-                headers.keys().append_value(name.as_str());
-                headers.values().append_value(joined);
+                headers.keys().append_value(name);
+                headers.values().append_value(value);
             }
             content_type.append_option(kind);
             let _ = headers.append(true);

@@ -5,9 +5,10 @@ use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::header::LOCATION;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 
+use super::Headers;
 use super::charset;
 use super::policy::{Settings, retry_after, transient_status};
 use super::request::{Body, ErrorKind, Outcome, Request};
@@ -141,10 +142,12 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
 
 async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
     let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
     let mut tried = Tried {
         outcome: Box::new(Outcome {
             status: Some(status.as_u16()),
+            // copied out now: the response's own map pins the connection's
+            // read buffer for as long as it is kept (see `Headers`)
+            headers: Headers::of(response.headers()),
             ..Outcome::default()
         }),
         transient: transient_status(status),
@@ -152,14 +155,13 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
         retry_after: if status.is_success() {
             None
         } else {
-            retry_after(&headers)
+            retry_after(response.headers())
         },
     };
     // the length on the wire; a compressed body has none here (it is decoded
     // as it arrives), so its decoded size is checked chunk by chunk below: a
     // compression bomb is cut off at max_body, never inflated
     if response.content_length().is_some_and(|n| n > max_body) {
-        tried.outcome.headers = headers;
         tried.outcome.fail(ErrorKind::Body, too_large(max_body));
         return tried;
     }
@@ -186,11 +188,6 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
             }
         }
     };
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    tried.outcome.headers = headers;
     if let Err((kind, error, transient)) = read {
         tried.outcome.fail(kind, error);
         tried.transient |= transient;
@@ -199,7 +196,7 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
     let body = if binary {
         Ok(Body::Bytes(bytes.into()))
     } else {
-        charset::decode(bytes, content_type.as_deref()).map(Body::Text)
+        charset::decode(bytes, tried.outcome.headers.get("content-type")).map(Body::Text)
     };
     match body {
         Ok(body) => tried.outcome.body = Some(body),

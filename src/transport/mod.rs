@@ -11,6 +11,7 @@
 mod attempt;
 mod charset;
 mod client;
+mod headers;
 mod policy;
 mod request;
 mod secret_headers;
@@ -18,6 +19,7 @@ mod url_parser;
 
 pub(crate) use attempt::attempt;
 pub(crate) use client::{ClientOptions, HttpClient};
+pub(crate) use headers::Headers;
 pub(crate) use policy::{AllowedHosts, Settings, may_retry};
 pub(crate) use request::{Body, ErrorKind, Outcome, Request, parse_url, redact};
 pub(crate) use secret_headers::SecretHeaders;

@@ -4,6 +4,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
+use super::Headers;
+
 /// A request ready to send.
 #[derive(Debug)]
 pub struct Request {
@@ -104,7 +106,7 @@ pub struct Outcome {
     pub status: Option<u16>,
     pub body: Option<Body>,
     /// The response headers (empty when no response arrived).
-    pub headers: HeaderMap,
+    pub headers: Headers,
     pub error: Option<String>,
     /// What kind of failure `error` is (meaningless without one).
     pub kind: ErrorKind,
@@ -124,19 +126,11 @@ impl Outcome {
         }
     }
 
-    /// About what it holds in memory: the body, the headers (each with the
-    /// header map's own overhead) and itself.
+    /// About what it holds in memory: the body, the headers and itself.
     pub fn held_bytes(&self) -> usize {
-        /// A header map entry's own bytes beside its name and value.
-        const PER_HEADER: usize = 48;
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + PER_HEADER)
-            .sum();
         std::mem::size_of::<Self>()
             + self.body.as_ref().map_or(0, Body::len)
-            + headers
+            + self.headers.size()
             + self.error.as_ref().map_or(0, String::len)
     }
 

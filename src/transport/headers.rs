@@ -1,0 +1,93 @@
+//! A response's headers as a row keeps them: copied out of the response at
+//! once, in one string.
+//!
+//! hyper's header values are slices of the connection's read buffer: a kept
+//! `HeaderMap` pins that buffer, so the connection must allocate a new one for
+//! the answers that follow instead of reusing its own. A row's headers wait
+//! for their chunk to be built, so they are copied into one allocation of
+//! their own as soon as the answer arrives, and the response is dropped.
+
+use reqwest::header::HeaderMap;
+
+/// Response headers: names lower-cased, a repeated name's values joined with
+/// `", "` (as HTTP allows), in the order they arrived; values that are not
+/// UTF-8 are decoded leniently.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// `name:value\n` per header (a name never holds `:`, a value never `\n`).
+    text: String,
+}
+
+/// A header line's separators: `:` after the name, `\n` after the value.
+const SEPARATORS: usize = 2;
+
+impl Headers {
+    /// The headers of `map`.
+    pub fn of(map: &HeaderMap) -> Self {
+        let size = map
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + SEPARATORS)
+            .sum();
+        let mut text = String::with_capacity(size);
+        // the values of a name come one after another: one pass, no look-ups
+        let mut entries = map.iter().peekable();
+        while let Some((name, value)) = entries.next() {
+            text.push_str(name.as_str());
+            text.push(':');
+            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            while let Some((_, value)) = entries.next_if(|(next, _)| *next == name) {
+                text.push_str(", ");
+                text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            }
+            text.push('\n');
+        }
+        Self { text }
+    }
+
+    /// The `(name, value)` pairs, one per name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.text
+            .split_terminator('\n')
+            .filter_map(|line| line.split_once(':'))
+    }
+
+    /// The value of `name` (lower case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find_map(|(n, v)| (n == name).then_some(v))
+    }
+
+    /// Their size in bytes.
+    pub fn size(&self) -> usize {
+        self.text.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn names_lower_case_repeats_joined_and_non_utf8_decoded() {
+        let mut map = HeaderMap::new();
+        map.append("Content-Type", HeaderValue::from_static("text/plain"));
+        map.append("Set-Cookie", HeaderValue::from_static("a=1"));
+        map.append("X-Odd", HeaderValue::from_bytes(b"caf\xe9: ok").unwrap());
+        map.append("set-cookie", HeaderValue::from_static("b=2"));
+        let headers = Headers::of(&map);
+        let pairs: Vec<_> = headers.iter().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("content-type", "text/plain"),
+                ("set-cookie", "a=1, b=2"),
+                ("x-odd", "caf\u{fffd}: ok"),
+            ]
+        );
+        assert_eq!(headers.get("set-cookie"), Some("a=1, b=2"));
+        assert_eq!(headers.get("x-missing"), None);
+        assert_eq!(Headers::of(&HeaderMap::new()).size(), 0);
+        assert_eq!(headers.size(), headers.text.len());
+    }
+}
