@@ -119,7 +119,7 @@ impl BatchHandler for PostJson {
         };
         let policy = Policy::new(&http, &engine);
         let session = Session::new(&self.runtime, &policy)?;
-        let outcome = send(&session, &request, &policy).await;
+        let outcome = send(&session, request, &policy).await;
         let rows = chunk.num_rows();
         let (responses, error): (Vec<Option<String>>, Option<String>) =
             match (&outcome.error, outcome.body.as_ref().and_then(Body::text)) {

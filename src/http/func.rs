@@ -122,24 +122,29 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let secrets = runtime.secrets();
         let on_error = http.row_errors(&engine);
         let rows_ref = &rows;
-        let calls = map_ordered(slots, rows.called_rows(), |i| async move {
-            let outcome = match rows_ref.request(i, secrets) {
-                // boxed: the whole exchange's future is kilobytes, and
-                // every call's future is moved a few times before it runs
-                Ok(request) => Box::pin(send(session, &request, policy)).await,
-                Err(reason) => Box::new(Outcome::failed(ErrorKind::Invalid, reason)),
-            };
-            if outcome.error.is_some() {
-                metrics::failed(outcome.kind.label());
-            }
-            held::hold(outcome.held_bytes());
-            match (&outcome.error, on_error) {
-                (Some(error), OnError::Fail) => exec_err!(
-                    "{}: row {i} of the batch, url '{}': {error}",
-                    self.name(),
-                    redact(rows_ref.url(i))
-                ),
-                _ => Ok((i, outcome)),
+        let calls = map_ordered(slots, rows.called_rows(), |i| {
+            // the exchange with its request in one box, made once: the row's
+            // own future (moved a few times before it runs) holds the box only
+            let exchange = rows_ref
+                .request(i, secrets)
+                .map(|request| Box::pin(send(session, request, policy)));
+            async move {
+                let outcome = match exchange {
+                    Ok(exchange) => exchange.await,
+                    Err(reason) => Box::new(Outcome::failed(ErrorKind::Invalid, reason)),
+                };
+                if outcome.error.is_some() {
+                    metrics::failed(outcome.kind.label());
+                }
+                held::hold(outcome.held_bytes());
+                match (&outcome.error, on_error) {
+                    (Some(error), OnError::Fail) => exec_err!(
+                        "{}: row {i} of the batch, url '{}': {error}",
+                        self.name(),
+                        redact(rows_ref.url(i))
+                    ),
+                    _ => Ok((i, outcome)),
+                }
             }
         });
         let outcomes = calls.await?;

@@ -131,11 +131,11 @@ fn signal(outcome: &Outcome) -> Signal {
 /// and the host's adaptive limits (without them, a pause of the host when most
 /// of its recent answers were 429). Never panics; every failure is described
 /// in the outcome.
-pub(crate) async fn send(
-    session: &Session<'_>,
-    request: &Request,
-    policy: &Policy,
-) -> Box<Outcome> {
+///
+/// Takes the request by value: boxed, the exchange and its request are one
+/// allocation, and the caller's own future holds only the box.
+pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Policy) -> Box<Outcome> {
+    let request = &request;
     let start = Instant::now();
     let host = request.url.host_str().unwrap_or_default();
     let retries = if may_retry(&request.method, policy.retry_non_idempotent) {
