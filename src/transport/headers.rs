@@ -1,11 +1,11 @@
 //! A response's headers as a row keeps them: copied out of the response at
-//! once, in one string.
+//! once, into one string.
 //!
 //! hyper's header values are slices of the connection's read buffer: a kept
 //! `HeaderMap` pins that buffer, so the connection must allocate a new one for
 //! the answers that follow instead of reusing its own. A row's headers wait
-//! for their chunk to be built, so they are copied into one allocation of
-//! their own as soon as the answer arrives, and the response is dropped.
+//! for their chunk to be built, so they are copied into a string of their own
+//! as soon as the answer arrives, and the response is dropped.
 
 use reqwest::header::HeaderMap;
 
@@ -14,41 +14,51 @@ use reqwest::header::HeaderMap;
 /// UTF-8 are decoded leniently.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    /// `name:value\n` per header (a name never holds `:`, a value never `\n`).
+    /// Every name and its value, back to back.
     text: String,
+    /// Where each name and its value end in `text`: read without a search.
+    ends: Vec<(u32, u32)>,
 }
 
-/// A header line's separators: `:` after the name, `\n` after the value.
-const SEPARATORS: usize = 2;
+/// An offset into the headers' text (hyper caps a response's head far below
+/// 4 GiB).
+fn offset(text: &str) -> u32 {
+    u32::try_from(text.len()).unwrap_or(u32::MAX)
+}
 
 impl Headers {
     /// The headers of `map`.
     pub fn of(map: &HeaderMap) -> Self {
         let size = map
             .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + SEPARATORS)
+            .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
         let mut text = String::with_capacity(size);
+        let mut ends = Vec::with_capacity(map.keys_len());
         // the values of a name come one after another: one pass, no look-ups
         let mut entries = map.iter().peekable();
         while let Some((name, value)) = entries.next() {
             text.push_str(name.as_str());
-            text.push(':');
+            let name_end = offset(&text);
             text.push_str(&String::from_utf8_lossy(value.as_bytes()));
             while let Some((_, value)) = entries.next_if(|(next, _)| *next == name) {
                 text.push_str(", ");
                 text.push_str(&String::from_utf8_lossy(value.as_bytes()));
             }
-            text.push('\n');
+            ends.push((name_end, offset(&text)));
         }
-        Self { text }
+        Self { text, ends }
     }
 
     /// The `(name, value)` pairs, one per name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.text
-            .split_terminator('\n')
-            .filter_map(|line| line.split_once(':'))
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (name_end, value_end) = (name_end as usize, value_end as usize);
+            let pair = (&self.text[start..name_end], &self.text[name_end..value_end]);
+            start = value_end;
+            pair
+        })
     }
 
     /// The value of `name` (lower case).
@@ -58,7 +68,7 @@ impl Headers {
 
     /// Their size in bytes.
     pub fn size(&self) -> usize {
-        self.text.len()
+        self.text.len() + self.ends.len() * std::mem::size_of::<(u32, u32)>()
     }
 }
 
@@ -88,6 +98,6 @@ mod tests {
         assert_eq!(headers.get("set-cookie"), Some("a=1, b=2"));
         assert_eq!(headers.get("x-missing"), None);
         assert_eq!(Headers::of(&HeaderMap::new()).size(), 0);
-        assert_eq!(headers.size(), headers.text.len());
+        assert_eq!(headers.size(), headers.text.len() + 3 * 8);
     }
 }
