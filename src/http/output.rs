@@ -9,6 +9,7 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
 
 use crate::transport::{Body, Outcome};
 
@@ -110,7 +111,7 @@ pub fn build(rows: Vec<Option<Box<Outcome>>>, binary: bool) -> ArrayRef {
         if let Some(o) = o.filter(|o| o.status.is_some()) {
             let mut kind = None;
             for (name, value) in o.headers.iter() {
-                if name == "content-type" {
+                if name == CONTENT_TYPE.as_str() {
                     kind = Some(value);
                 }
                 headers.keys().append_value(name);

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::LOCATION;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::Headers;
@@ -196,7 +196,7 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
     let body = if binary {
         Ok(Body::Bytes(bytes.into()))
     } else {
-        charset::decode(bytes, tried.outcome.headers.get("content-type")).map(Body::Text)
+        charset::decode(bytes, tried.outcome.headers.get(CONTENT_TYPE.as_str())).map(Body::Text)
     };
     match body {
         Ok(body) => tried.outcome.body = Some(body),
