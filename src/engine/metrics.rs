@@ -41,11 +41,30 @@ pub struct CallStats {
     /// The budget in force, for the utilization figure.
     pub budget: AtomicUsize,
     by_kind: Mutex<BTreeMap<&'static str, usize>>,
-    flight: Mutex<Flight>,
-    /// Call latencies in microseconds (1 µs to 1 h, 3 significant digits).
-    latency: Mutex<Histogram<u64>>,
+    /// Calls in flight and their latencies: one lock, so a call's end takes
+    /// it once.
+    timing: Mutex<Timing>,
     /// Called (synchronously) whenever the last call in flight ends.
     on_idle: OnceLock<IdleHook>,
+}
+
+#[derive(Debug)]
+struct Timing {
+    flight: Flight,
+    /// Call latencies in microseconds (1 µs to 1 h, 3 significant digits).
+    latency: Histogram<u64>,
+}
+
+impl Timing {
+    /// A call ended at `end`, after `micros` when it finished (`None`:
+    /// dropped); whether none is in flight now.
+    fn end(&mut self, end: Instant, micros: Option<u64>) -> bool {
+        if let Some(micros) = micros {
+            self.latency.saturating_record(micros.max(1));
+        }
+        self.flight.end(end);
+        self.flight.now() == 0
+    }
 }
 
 struct IdleHook(Box<dyn Fn() + Send + Sync>);
@@ -74,10 +93,11 @@ impl CallStats {
             rate_wait: Time::new(),
             budget: AtomicUsize::new(0),
             by_kind: Mutex::new(BTreeMap::new()),
-            flight: Mutex::new(Flight::default()),
-            latency: Mutex::new(
-                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
-            ),
+            timing: Mutex::new(Timing {
+                flight: Flight::default(),
+                latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds"),
+            }),
             on_idle: OnceLock::new(),
         }
     }
@@ -111,7 +131,7 @@ impl CallStats {
     }
 
     pub fn in_flight(&self) -> InFlight {
-        self.flight.lock().snapshot()
+        self.timing.lock().flight.snapshot()
     }
 
     /// Installs `f`, called synchronously each time the number of calls in flight
@@ -124,7 +144,7 @@ impl CallStats {
 
     /// Latency at quantile `q` (0..=1) of the finished calls.
     pub fn latency(&self, q: f64) -> Duration {
-        Duration::from_micros(self.latency.lock().value_at_quantile(q))
+        Duration::from_micros(self.timing.lock().latency.value_at_quantile(q))
     }
 
     /// Error counts by kind.
@@ -196,11 +216,10 @@ pub fn failed(kind: &'static str) {
 /// A call in flight, from admission (a budget slot held) to its end.
 #[must_use]
 pub struct CallGuard {
-    /// None outside any [`within_all`]: nothing to record, no clock read.
+    /// None outside any [`within_all`] (nothing to record, no clock read), and
+    /// once recorded.
     sinks: Option<Arc<[Arc<CallStats>]>>,
     start: Instant,
-    /// When [`CallGuard::finish`] ran (a dropped call ends when dropped).
-    end: Option<Instant>,
 }
 
 /// Records the start of a call; [`CallGuard::finish`] records its end. The clock is
@@ -210,26 +229,35 @@ pub fn start_call() -> CallGuard {
     let start = Instant::now();
     for s in sinks.iter().flat_map(|s| s.iter()) {
         s.calls.add(1);
-        s.flight.lock().start(start);
+        s.timing.lock().flight.start(start);
     }
-    CallGuard {
-        sinks,
-        start,
-        end: None,
-    }
+    CallGuard { sinks, start }
 }
 
 impl CallGuard {
     /// The call has finished: counts it and its latency.
     pub fn finish(mut self) {
-        let Some(sinks) = &self.sinks else { return };
+        self.end(true);
+    }
+
+    /// Out of flight (and, when `finished`, counted done with its latency):
+    /// one lock per sink.
+    fn end(&mut self, finished: bool) {
+        let Some(sinks) = self.sinks.take() else {
+            return;
+        };
         let end = Instant::now();
-        let micros = u64::try_from((end - self.start).as_micros()).unwrap_or(u64::MAX);
+        let micros =
+            finished.then(|| u64::try_from((end - self.start).as_micros()).unwrap_or(u64::MAX));
         for s in sinks.iter() {
-            s.done.add(1);
-            s.latency.lock().saturating_record(micros.max(1));
+            if finished {
+                s.done.add(1);
+            }
+            let idle = s.timing.lock().end(end, micros);
+            if let (true, Some(hook)) = (idle, s.on_idle.get()) {
+                (hook.0)();
+            }
         }
-        self.end = Some(end);
     }
 }
 
@@ -238,29 +266,18 @@ impl CallGuard {
 pub(crate) async fn out_of_flight<F: std::future::Future>(wait: F) -> F::Output {
     let sinks = SINKS.try_with(Arc::clone).ok().filter(|s| !s.is_empty());
     for s in sinks.iter().flat_map(|s| s.iter()) {
-        s.flight.lock().end(Instant::now());
+        s.timing.lock().flight.end(Instant::now());
     }
     let out = wait.await;
     for s in sinks.iter().flat_map(|s| s.iter()) {
-        s.flight.lock().start(Instant::now());
+        s.timing.lock().flight.start(Instant::now());
     }
     out
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let Some(sinks) = &self.sinks else { return };
-        let end = self.end.unwrap_or_else(Instant::now);
-        for s in sinks.iter() {
-            let idle = {
-                let mut flight = s.flight.lock();
-                flight.end(end);
-                flight.now() == 0
-            };
-            if let (true, Some(hook)) = (idle, s.on_idle.get()) {
-                (hook.0)();
-            }
-        }
+        self.end(false);
     }
 }
 

@@ -19,7 +19,7 @@
 //! Waiting is cancellation-safe: a waiter dropped before it is served leaves
 //! the queue, and a slot handed to a waiter dropped at that moment is passed on.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,8 +84,10 @@ pub fn current_flow() -> Option<Arc<Flow>> {
 struct Lane {
     weight: u32,
     held: usize,
-    /// Waiters by their place: (order, arrival number).
-    waiting: BTreeMap<(u64, u64), oneshot::Sender<Slot>>,
+    /// Waiters sorted by their place: (order, arrival number). A queue, not
+    /// a map: waiters mostly arrive in order (an insert at the back), and an
+    /// emptied queue keeps its buffer where a map frees its node every time.
+    waiting: VecDeque<((u64, u64), oneshot::Sender<Slot>)>,
     /// When this lane was last served (a counter), for ties.
     served: u64,
 }
@@ -93,11 +95,8 @@ struct Lane {
 impl Lane {
     /// Drops waiters that gave up; whether any are left.
     fn has_waiters(&mut self) -> bool {
-        while let Some(first) = self.waiting.first_entry() {
-            if !first.get().is_closed() {
-                break;
-            }
-            first.remove();
+        while self.waiting.front().is_some_and(|(_, tx)| tx.is_closed()) {
+            self.waiting.pop_front();
         }
         !self.waiting.is_empty()
     }
@@ -219,7 +218,9 @@ impl Slots {
                 let (tx, rx) = oneshot::channel();
                 state.arrivals += 1;
                 let place = (held::order(), state.arrivals);
-                state.lane_or_new(flow).waiting.insert(place, tx);
+                let waiting = &mut state.lane_or_new(flow).waiting;
+                let at = waiting.partition_point(|(p, _)| *p < place);
+                waiting.insert(at, (place, tx));
                 Some(rx)
             }
         };
@@ -252,7 +253,7 @@ impl Slots {
             state.turns += 1;
             let turn = state.turns;
             let lane = state.lane(next).expect("picked lane exists");
-            let (_, tx) = lane.waiting.pop_first().expect("picked lane waits");
+            let (_, tx) = lane.waiting.pop_front().expect("picked lane waits");
             lane.held += 1;
             lane.served = turn;
             let slot = Slot {
@@ -294,7 +295,9 @@ fn next_lane(lanes: &mut [(u64, Lane)], fair: bool) -> Option<u64> {
                 );
                 mine < theirs || (mine == theirs && lane.served < b.served)
             }
-            Some((_, b)) => lane.waiting.keys().next() < b.waiting.keys().next(),
+            Some((_, b)) => {
+                lane.waiting.front().map(|(p, _)| p) < b.waiting.front().map(|(p, _)| p)
+            }
         };
         if better {
             best = Some((id, lane));

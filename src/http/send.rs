@@ -152,10 +152,9 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
     let service = service.as_ref();
     let done = retry(
         retries,
-        // boxed: an attempt's future is large, and the retry loop's own would
-        // hold (and every move copy) it
+        // not boxed: the row's exchange is one box, the attempt's future in it
         |_, left| {
-            Box::pin(async move {
+            async move {
                 let slot = match service {
                     Some(key) => Some(key.acquire(policy.ceiling).await),
                     None => None,
@@ -187,7 +186,7 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
                         .answered(host, throttled, wait.min(policy.retry.max));
                 }
                 tried
-            })
+            }
         },
         |tried| {
             if tried.transient {

@@ -50,8 +50,7 @@ pub(crate) async fn attempt(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    // boxed once here, not moved into the timeout and the caller's future
-    let run = Box::pin(follow(client, request, settings));
+    let run = follow(client, request, settings);
     match limit {
         None => run.await,
         Some(limit) => match tokio::time::timeout(limit, run).await {
@@ -100,8 +99,7 @@ async fn follow(client: &Client, request: &Request, settings: &Settings) -> Trie
             .then(|| response.headers().get(LOCATION).cloned())
             .flatten();
         let Some(location) = location else {
-            // boxed: the redirect loop's own future stays small
-            return Box::pin(read(response, settings.max_body_bytes, request.binary)).await;
+            return read(response, settings.max_body_bytes, request.binary).await;
         };
         let next = match location.to_str().ok().and_then(|l| url.join(l).ok()) {
             Some(next) if matches!(next.scheme(), "http" | "https") => next,

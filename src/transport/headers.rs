@@ -7,7 +7,7 @@
 //! for their chunk to be built, so they are copied into a string of their own
 //! as soon as the answer arrives, and the response is dropped.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 
 /// Response headers: names lower-cased, a repeated name's values joined with
 /// `", "` (as HTTP allows), in the order they arrived; values that are not
@@ -26,6 +26,15 @@ fn offset(text: &str) -> u32 {
     u32::try_from(text.len()).unwrap_or(u32::MAX)
 }
 
+/// Appends `value`: as it is when it is visible ASCII (nearly always, and
+/// checked without decoding), else decoded leniently.
+fn push_value(text: &mut String, value: &HeaderValue) {
+    match value.to_str() {
+        Ok(ascii) => text.push_str(ascii),
+        Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes())),
+    }
+}
+
 impl Headers {
     /// The headers of `map`.
     pub fn of(map: &HeaderMap) -> Self {
@@ -40,10 +49,10 @@ impl Headers {
         while let Some((name, value)) = entries.next() {
             text.push_str(name.as_str());
             let name_end = offset(&text);
-            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            push_value(&mut text, value);
             while let Some((_, value)) = entries.next_if(|(next, _)| *next == name) {
                 text.push_str(", ");
-                text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                push_value(&mut text, value);
             }
             ends.push((name_end, offset(&text)));
         }
@@ -74,8 +83,6 @@ impl Headers {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
 
     #[test]
@@ -84,6 +91,10 @@ mod tests {
         map.append("Content-Type", HeaderValue::from_static("text/plain"));
         map.append("Set-Cookie", HeaderValue::from_static("a=1"));
         map.append("X-Odd", HeaderValue::from_bytes(b"caf\xe9: ok").unwrap());
+        map.append(
+            "X-Utf8",
+            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
+        );
         map.append("set-cookie", HeaderValue::from_static("b=2"));
         let headers = Headers::of(&map);
         let pairs: Vec<_> = headers.iter().collect();
@@ -93,11 +104,12 @@ mod tests {
                 ("content-type", "text/plain"),
                 ("set-cookie", "a=1, b=2"),
                 ("x-odd", "caf\u{fffd}: ok"),
+                ("x-utf8", "caf\u{e9}"),
             ]
         );
         assert_eq!(headers.get("set-cookie"), Some("a=1, b=2"));
         assert_eq!(headers.get("x-missing"), None);
         assert_eq!(Headers::of(&HeaderMap::new()).size(), 0);
-        assert_eq!(headers.size(), headers.text.len() + 3 * 8);
+        assert_eq!(headers.size(), headers.text.len() + 4 * 8);
     }
 }
