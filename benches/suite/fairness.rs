@@ -5,7 +5,7 @@
 //! then a small job of `n` calls is submitted and awaited. Its ideal is
 //! ceil(n / fair share) · L with the fair share = budget / 2 (two queries of
 //! equal weight). The big job's throughput is measured over two latency periods
-//! before the small job and one after it ended: work-conserving sharing gives
+//! before the small job and two after it ended: work-conserving sharing gives
 //! the big job the whole budget back.
 
 use std::time::{Duration, Instant};
@@ -19,11 +19,24 @@ use crate::Sizes;
 use crate::report::{Report, Table, secs};
 use crate::seed::session;
 
-/// The big job's calls per second over `window`, from its own counters.
-async fn rate<T>(big: &QueryHandle<T>, window: Duration) -> f64 {
-    let before = big.progress().calls_done;
-    tokio::time::sleep(window).await;
-    (big.progress().calls_done - before) as f64 / window.as_secs_f64()
+/// The big job's calls per second over `window` by Little's law: its mean
+/// calls in flight (its own counter, read every millisecond) over the mock's
+/// `latency`. Counting the calls that end within the window misreads this job:
+/// its first `budget` calls start together and so end together, a wave every
+/// latency period, and a window of two periods holds one wave or two depending
+/// on where it starts (one run read exactly half the full rate that way).
+async fn rate<T>(big: &QueryHandle<T>, window: Duration, latency: Duration) -> f64 {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    // a late read is not made up by a burst of reads at one instant
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut sum, mut reads) = (0usize, 0u32);
+    while start.elapsed() < window {
+        tick.tick().await;
+        sum += big.progress().in_flight;
+        reads += 1;
+    }
+    sum as f64 / f64::from(reads.max(1)) / latency.as_secs_f64()
 }
 
 pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
@@ -43,7 +56,8 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
             "A job of 100,000 calls × {latency_ms} ms fills the budget ({budget}); then a small \
              job of {small} calls is submitted and awaited. Fair share = budget / 2 = {share}; the \
              small job's ideal = ceil({small} / {share}) × {latency_ms} ms = {}. The big job's \
-             calls/s over two latency periods before the small job and after it ended (the whole \
+             calls/s over two latency periods before the small job and after it ended, by \
+             Little's law: its mean calls in flight (read every ms) / {latency_ms} ms (the whole \
              budget: {full_rate:.0}/s). The small job is http_get, or map_in_batches('post_json') \
              with one row per chunk (one call per chunk).",
             secs(ideal)
@@ -128,7 +142,7 @@ async fn trial(
     while big.progress().in_flight < budget && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let before = rate(&big, latency * 2).await;
+    let before = rate(&big, latency * 2, latency).await;
     // the small job's map_in_batches: one call per row (the big job's
     // settings were taken when it started)
     ctx.sql("SET async_udf.chunk_size = 1")
@@ -150,7 +164,7 @@ async fn trial(
     let small_job = job.job().clone();
     job.await?;
     let wall = start.elapsed().as_secs_f64();
-    let after = rate(&big, latency * 2).await;
+    let after = rate(&big, latency * 2, latency).await;
     big.cancel();
     let _ = big.await;
     Ok(Measured {
