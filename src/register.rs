@@ -89,7 +89,7 @@ fn register_state(state: &mut SessionState) -> Result<Arc<AsyncRuntime>> {
     }
     batches::list(state);
     for kind in http::Kind::ALL {
-        let udf = http::HttpFunc::udf(kind, Arc::clone(&runtime));
+        let udf = http::HttpFunc::udf(kind, &runtime);
         runtime.adopt(&udf, false);
         state.register_udf(Arc::new(documented::documented(
             udf,

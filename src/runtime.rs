@@ -1,6 +1,6 @@
 //! What one `SessionContext` shares between the functions registered on it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::logical_expr::ScalarUDF;
 
@@ -131,6 +131,34 @@ impl AsyncRuntime {
                 "call datafusion_async_udf::register_all(&ctx) before using async functions or map_in_batches"
             )
         })
+    }
+}
+
+/// How a function refers to the runtime it is bound to: weakly. The runtime
+/// keeps its functions ([`AsyncRuntime::adopt`]); were they to keep it too, a
+/// dropped session's runtime would never be freed, and its connection pools
+/// would hold their connections open until the pools' idle timeout. While a
+/// query runs, its task context holds the runtime (a session config extension).
+#[derive(Debug, Clone)]
+pub(crate) struct Bound(Weak<AsyncRuntime>);
+
+impl Bound {
+    pub(crate) fn new(runtime: &Arc<AsyncRuntime>) -> Self {
+        Self(Arc::downgrade(runtime))
+    }
+
+    /// The runtime, or an error naming `function` when its session is gone.
+    pub(crate) fn get(&self, function: &str) -> datafusion::common::Result<Arc<AsyncRuntime>> {
+        self.0.upgrade().ok_or_else(|| {
+            datafusion::common::exec_datafusion_err!(
+                "{function}: the session it was registered on was dropped; register it on this one"
+            )
+        })
+    }
+
+    /// Whether both are bound to the same runtime.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Weak::ptr_eq(&self.0, &other.0)
     }
 }
 

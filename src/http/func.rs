@@ -17,7 +17,7 @@ use super::rows::RowArgs;
 use super::{Kind, Policy, Session, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, OnError};
 use crate::engine::{held, map_ordered, metrics};
-use crate::runtime::AsyncRuntime;
+use crate::runtime::{AsyncRuntime, Bound};
 use crate::transport::{ErrorKind, Outcome, redact};
 
 /// An HTTP function, bound to a session's [`AsyncRuntime`] (or not yet:
@@ -26,11 +26,11 @@ use crate::transport::{ErrorKind, Outcome, redact};
 pub(crate) struct HttpFunc {
     kind: Kind,
     signature: Signature,
-    runtime: Option<Arc<AsyncRuntime>>,
+    runtime: Option<Bound>,
 }
 
 impl HttpFunc {
-    fn new(kind: Kind, runtime: Option<Arc<AsyncRuntime>>) -> Self {
+    fn new(kind: Kind, runtime: Option<Bound>) -> Self {
         Self {
             kind,
             // argument types are checked in `return_type`, which names the argument
@@ -40,8 +40,8 @@ impl HttpFunc {
     }
 
     /// The function bound to `runtime`, ready to register.
-    pub(crate) fn udf(kind: Kind, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
-        AsyncScalarUDF::new(Arc::new(Self::new(kind, Some(runtime)))).into_scalar_udf()
+    pub(crate) fn udf(kind: Kind, runtime: &Arc<AsyncRuntime>) -> ScalarUDF {
+        AsyncScalarUDF::new(Arc::new(Self::new(kind, Some(Bound::new(runtime))))).into_scalar_udf()
     }
 
     /// The function bound to no session yet (see [`crate::expr_fn`]).
@@ -54,7 +54,7 @@ impl PartialEq for HttpFunc {
     fn eq(&self, other: &Self) -> bool {
         self.kind == other.kind
             && match (&self.runtime, &other.runtime) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (Some(a), Some(b)) => a.same(b),
                 (a, b) => a.is_none() && b.is_none(),
             }
     }
@@ -108,12 +108,13 @@ impl AsyncScalarUDFImpl for HttpFunc {
         let engine: AsyncUdfConfig = config::get(&args.config_options);
         let http: HttpConfig = config::get(&args.config_options);
         let policy = &Policy::new(&http, &engine);
-        let Some(runtime) = &self.runtime else {
+        let Some(bound) = &self.runtime else {
             return exec_err!(
                 "{}: call datafusion_async_udf::register_all on the session that runs this query",
                 self.name()
             );
         };
+        let runtime = &bound.get(self.name())?;
         let rows = RowArgs::new(self.kind, &args.args, args.number_rows)?;
         let slots = runtime
             .budget()

@@ -31,6 +31,7 @@
 //! [`MockApi::start`]; `dfasync mock-api --port 8089 --latency-ms 350` runs it
 //! from the command line.
 
+mod conns;
 mod faults;
 mod routes;
 mod state;
@@ -130,6 +131,10 @@ impl MockApi {
     {
         let state = Arc::new(state::State::new(config));
         let app = routes::router(Arc::clone(&state));
+        let listener = conns::Counting {
+            inner: listener,
+            connections: Arc::clone(&state.connections),
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -173,6 +178,7 @@ impl MockApi {
     /// Zeroes the counters (and forgets the fault history).
     pub fn reset_stats(&self) {
         self.state.counters.reset();
+        self.state.connections.reset();
         self.state.faults.reset();
         self.state.per_id.lock().clear();
     }

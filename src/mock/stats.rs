@@ -51,6 +51,10 @@ pub struct MockStats {
     pub admitting_in_flight: f64,
     /// Requests to `/echo` that arrived as to a forward proxy (an absolute URI).
     pub proxied: u64,
+    /// Connections accepted since start or the last reset.
+    pub connections: u64,
+    /// Connections open now (kept across resets).
+    pub open_connections: u64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).

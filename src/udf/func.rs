@@ -18,7 +18,7 @@ use super::convert::compatible;
 use super::kernel::{Kernel, Run};
 use crate::config::{self, AsyncUdfConfig};
 use crate::engine::current_chunk;
-use crate::runtime::AsyncRuntime;
+use crate::runtime::Bound;
 
 /// A typed async function bound to a session's runtime.
 pub(crate) struct TypedFunc {
@@ -30,7 +30,7 @@ pub(crate) struct TypedFunc {
     /// Add an `error` field to the (struct) output.
     pub error_field: bool,
     pub kernel: Arc<dyn Kernel>,
-    pub runtime: Arc<AsyncRuntime>,
+    pub runtime: Bound,
 }
 
 impl TypedFunc {
@@ -40,7 +40,7 @@ impl TypedFunc {
         output: DataType,
         error_field: bool,
         kernel: Arc<dyn Kernel>,
-        runtime: Arc<AsyncRuntime>,
+        runtime: Bound,
     ) -> Self {
         Self {
             name,
@@ -146,6 +146,7 @@ impl AsyncScalarUDFImpl for TypedFunc {
                 name: &self.name,
                 slots: self
                     .runtime
+                    .get(&self.name)?
                     .budget()
                     .slots(settings.max_in_flight.get(), settings.fair_share),
                 chunk_size: settings.chunk_size.get(),

@@ -192,9 +192,8 @@ impl AsyncFn {
     }
 
     /// The function bound to `runtime`, as the session's registry holds it.
-    fn into_udf(self, runtime: Arc<AsyncRuntime>) -> ScalarUDF {
+    fn into_udf(self, runtime: &Arc<AsyncRuntime>) -> ScalarUDF {
         let doc = self.documentation();
-        let runtime_ref = Arc::clone(&runtime);
         let per_chunk = self.kernel.per_chunk();
         let func = TypedFunc::new(
             self.name,
@@ -202,10 +201,10 @@ impl AsyncFn {
             self.output,
             self.error_field,
             self.kernel,
-            runtime,
+            crate::runtime::Bound::new(runtime),
         );
         let udf = AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf();
-        runtime_ref.adopt(&udf, per_chunk);
+        runtime.adopt(&udf, per_chunk);
         documented::documented(udf, doc)
     }
 
@@ -216,7 +215,7 @@ impl AsyncFn {
             let runtime = AsyncRuntime::from_config(state.config())?;
             datafusion::execution::FunctionRegistry::register_udf(
                 state,
-                Arc::new(self.into_udf(runtime)),
+                Arc::new(self.into_udf(&runtime)),
             )?;
             Ok(())
         })

@@ -111,3 +111,43 @@ async fn registration_on_a_session_state() {
     .unwrap();
     assert_eq!(out[0].column(0).as_string::<i32>().value(0), "TABLE");
 }
+
+/// A dropped session frees what `register_all` and `register` made for it: its
+/// runtime, and with it the connection pools. The server sees every connection
+/// close at once (a pool kept alive would hold them until its 90 s idle
+/// timeout: a process making a session per job ran out of file descriptors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_session_closes_its_connections() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use datafusion_async_udf::{AsyncFn, AsyncRuntime};
+
+    use crate::common::{context_set, count, mock, until};
+
+    let api = mock(50).await;
+    let ctx = context_set(["SET async_udf.max_in_flight = 20"]).await;
+    AsyncFn::per_row("plus_one", |x: i64| async move { Ok::<_, String>(x + 1) })
+        .unwrap()
+        .register(&ctx)
+        .unwrap();
+    let runtime = Arc::downgrade(&AsyncRuntime::of(&ctx).unwrap());
+    let url = api.url("/v1/images/search");
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT http_get('{url}?id=' || value)['status'] AS s, \
+         plus_one(value) AS p FROM generate_series(1, 100)) WHERE s = 200 AND p > 1"
+    );
+    assert_eq!(count(&ctx, &sql).await, 100);
+    let open = api.stats().open_connections;
+    assert!(
+        (1..=20).contains(&open),
+        "pooled while the session lives: {open}"
+    );
+    drop(ctx);
+    let closed = || api.stats().open_connections == 0;
+    until(Duration::from_secs(5), "the connections to close", closed).await;
+    assert!(
+        runtime.upgrade().is_none(),
+        "the runtime outlived its session"
+    );
+}
