@@ -4,37 +4,16 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Connections accepted since start (or the last reset) and open now.
-#[derive(Debug, Default)]
-pub(crate) struct Connections {
-    accepted: AtomicU64,
-    open: AtomicU64,
-}
+use super::state::State;
 
-impl Connections {
-    /// (accepted, open now).
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (
-            self.accepted.load(Ordering::SeqCst),
-            self.open.load(Ordering::SeqCst),
-        )
-    }
-
-    /// Zeroes the accepted total; open connections stay counted.
-    pub(crate) fn reset(&self) {
-        self.accepted.store(0, Ordering::SeqCst);
-    }
-}
-
-/// `L`, its connections counted in `Connections`.
+/// `L`, its connections counted in the mock's counters.
 pub(crate) struct Counting<L> {
     pub(crate) inner: L,
-    pub(crate) connections: Arc<Connections>,
+    pub(crate) state: Arc<State>,
 }
 
 impl<L: axum::serve::Listener> axum::serve::Listener for Counting<L> {
@@ -43,10 +22,9 @@ impl<L: axum::serve::Listener> axum::serve::Listener for Counting<L> {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = self.inner.accept().await;
-        self.connections.accepted.fetch_add(1, Ordering::SeqCst);
-        self.connections.open.fetch_add(1, Ordering::SeqCst);
-        let connections = Arc::clone(&self.connections);
-        (Counted { io, connections }, addr)
+        self.state.counters.connection_opened();
+        let state = Arc::clone(&self.state);
+        (Counted { io, state }, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -57,12 +35,12 @@ impl<L: axum::serve::Listener> axum::serve::Listener for Counting<L> {
 /// A connection, counted open until dropped.
 pub(crate) struct Counted<I> {
     io: I,
-    connections: Arc<Connections>,
+    state: Arc<State>,
 }
 
 impl<I> Drop for Counted<I> {
     fn drop(&mut self) {
-        self.connections.open.fetch_sub(1, Ordering::SeqCst);
+        self.state.counters.connection_closed();
     }
 }
 

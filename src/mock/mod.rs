@@ -133,7 +133,7 @@ impl MockApi {
         let app = routes::router(Arc::clone(&state));
         let listener = conns::Counting {
             inner: listener,
-            connections: Arc::clone(&state.connections),
+            state: Arc::clone(&state),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -178,7 +178,6 @@ impl MockApi {
     /// Zeroes the counters (and forgets the fault history).
     pub fn reset_stats(&self) {
         self.state.counters.reset();
-        self.state.connections.reset();
         self.state.faults.reset();
         self.state.per_id.lock().clear();
     }

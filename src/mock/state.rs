@@ -10,14 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::MockConfig;
-use super::conns::Connections;
 use super::faults::{Fault, FaultState};
 use super::stats::{Counters, MockStats};
 
 pub(crate) struct State {
     pub(super) config: MockConfig,
     pub(crate) counters: Counters,
-    pub(crate) connections: std::sync::Arc<Connections>,
     pub(crate) faults: FaultState,
     pub(super) next_id: AtomicU64,
     /// Requests received per id (the `id` query parameter or the route's key).
@@ -37,7 +35,6 @@ impl State {
         Self {
             config,
             counters: Counters::default(),
-            connections: std::sync::Arc::default(),
             faults: FaultState::default(),
             next_id: AtomicU64::new(0),
             per_id: parking_lot::Mutex::default(),
@@ -46,12 +43,9 @@ impl State {
 
     pub(crate) fn stats(&self) -> MockStats {
         let (successes, distinct_successes) = self.faults.successes();
-        let (connections, open_connections) = self.connections.counts();
         MockStats {
             successes,
             distinct_successes,
-            connections,
-            open_connections,
             ..self.counters.snapshot()
         }
     }

@@ -18,6 +18,8 @@ pub(crate) struct Counters {
     refused: AtomicU64,
     max_overtaken: AtomicU64,
     proxied: AtomicU64,
+    connections: AtomicU64,
+    open_connections: AtomicU64,
     flight: Mutex<Flight>,
 }
 
@@ -82,11 +84,14 @@ impl Counters {
             refused: self.refused.load(Ordering::SeqCst),
             max_overtaken: self.max_overtaken.load(Ordering::SeqCst),
             proxied: self.proxied.load(Ordering::SeqCst),
+            connections: self.connections.load(Ordering::SeqCst),
+            open_connections: self.open_connections.load(Ordering::SeqCst),
             ..MockStats::default()
         }
     }
 
-    /// Zeroes the totals; the peak restarts from the requests in flight now.
+    /// Zeroes the totals; the peak restarts from the requests in flight now,
+    /// and open connections stay counted.
     pub(crate) fn reset(&self) {
         self.requests.store(0, Ordering::SeqCst);
         self.completed.store(0, Ordering::SeqCst);
@@ -94,6 +99,7 @@ impl Counters {
         self.refused.store(0, Ordering::SeqCst);
         self.max_overtaken.store(0, Ordering::SeqCst);
         self.proxied.store(0, Ordering::SeqCst);
+        self.connections.store(0, Ordering::SeqCst);
         *self.flight.lock() = Flight::default();
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -116,6 +122,15 @@ impl Counters {
 
     pub(crate) fn proxied(&self) {
         self.proxied.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        self.open_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
