@@ -90,7 +90,13 @@ fn register_state(state: &mut SessionState) -> Result<Arc<AsyncRuntime>> {
     batches::list(state);
     for kind in http::Kind::ALL {
         let udf = http::HttpFunc::udf(kind, &runtime);
-        runtime.adopt(&udf, false);
+        runtime.adopt(
+            &udf,
+            crate::runtime::Calling {
+                per_chunk: false,
+                key_arg: kind.url_arg(),
+            },
+        );
         state.register_udf(Arc::new(documented::documented(
             udf,
             http::documentation(kind),

@@ -21,8 +21,18 @@ pub struct AsyncRuntime {
     secrets: Arc<Secrets>,
     queries: Queries,
     /// The column functions bound to this runtime (run by its pipelined operator),
-    /// and whether each is called per chunk of rows.
-    functions: parking_lot::Mutex<Vec<(ScalarUDF, bool)>>,
+    /// and how each is called.
+    functions: parking_lot::Mutex<Vec<(ScalarUDF, Calling)>>,
+}
+
+/// How the operator calls one of a runtime's functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Calling {
+    /// Called once per chunk of rows (otherwise once per row).
+    pub per_chunk: bool,
+    /// The argument whose NULL means "no call for this row": a row that no
+    /// guard needs is given NULL there (see `operator::guard`).
+    pub key_arg: usize,
 }
 
 impl AsyncRuntime {
@@ -77,18 +87,22 @@ impl AsyncRuntime {
         &self.secrets
     }
 
-    /// Records `udf` as bound to this runtime (its budget, client, settings);
-    /// `per_chunk`: it is called once per chunk of rows.
-    pub(crate) fn adopt(&self, udf: &ScalarUDF, per_chunk: bool) {
+    /// Records `udf` as bound to this runtime (its budget, client, settings),
+    /// called as `calling` says.
+    pub(crate) fn adopt(&self, udf: &ScalarUDF, calling: Calling) {
         let mut functions = self.functions.lock();
         if !functions.iter().any(|(f, _)| f == udf) {
-            functions.push((udf.clone(), per_chunk));
+            functions.push((udf.clone(), calling));
         }
     }
 
-    /// Whether `udf` is one of this runtime's functions.
-    pub(crate) fn owns(&self, udf: &ScalarUDF) -> bool {
-        self.functions.lock().iter().any(|(f, _)| f == udf)
+    /// How `udf` is called, if it is one of this runtime's functions.
+    pub(crate) fn calling(&self, udf: &ScalarUDF) -> Option<Calling> {
+        self.functions
+            .lock()
+            .iter()
+            .find(|(f, _)| f == udf)
+            .map(|(_, c)| *c)
     }
 
     /// What a call of `udf` must call instead, if anything: the async function
@@ -112,7 +126,7 @@ impl AsyncRuntime {
 
     /// Whether `udf` is one of this runtime's per-chunk functions.
     pub(crate) fn per_chunk(&self, udf: &ScalarUDF) -> bool {
-        self.functions.lock().iter().any(|(f, c)| *c && f == udf)
+        self.calling(udf).is_some_and(|c| c.per_chunk)
     }
 
     /// The runtime [`crate::register_all`] stored in `session` (`&ctx` or

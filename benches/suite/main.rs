@@ -17,6 +17,7 @@ mod baselines;
 #[cfg(feature = "ballista")]
 mod cluster;
 mod fairness;
+mod guards;
 mod heavy_tail;
 mod memory;
 mod overhead;
@@ -58,6 +59,10 @@ pub struct Sizes {
     /// Rows of the throttling runs: random 429s (a short job and a long one),
     /// a concurrency cap, a rate cap.
     pub throttle_rows: (usize, usize, usize, usize),
+    /// Calls of the guarded-calls runs.
+    pub guarded_calls: usize,
+    /// Latency of each guarded-calls run call.
+    pub guarded_latency_ms: u64,
     /// Calls of the cluster run (feature `ballista`), at the seed latency.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub cluster_calls: usize,
@@ -76,6 +81,8 @@ const FULL: Sizes = Sizes {
     fair_budget: 64,
     fair_small_calls: 50,
     throttle_rows: (5000, 50_000, 2000, 50),
+    guarded_calls: 10_000,
+    guarded_latency_ms: 50,
     cluster_calls: 10_000,
 };
 
@@ -92,12 +99,14 @@ const QUICK: Sizes = Sizes {
     fair_budget: 16,
     fair_small_calls: 20,
     throttle_rows: (500, 2000, 200, 10),
+    guarded_calls: 500,
+    guarded_latency_ms: 20,
     cluster_calls: 400,
 };
 
 /// The sections; `cluster` runs only in a build with feature `ballista`
 /// (`cargo bench --bench suite --features ballista`).
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "seed",
     "overhead",
     "engine",
@@ -105,6 +114,7 @@ const SECTIONS: [&str; 8] = [
     "heavy_tail",
     "fairness",
     "throttling",
+    "guards",
     "cluster",
 ];
 const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
@@ -170,6 +180,9 @@ async fn main() -> Result<()> {
     }
     if wants("throttling") {
         throttling::run(sizes, &mut report).await?;
+    }
+    if wants("guards") {
+        guards::run(sizes, &mut report).await?;
     }
     #[cfg(feature = "ballista")]
     if wants("cluster") {

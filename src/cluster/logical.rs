@@ -10,7 +10,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::{Result, TableReference, not_impl_err};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::logical_plan::from_proto::parse_exprs;
 use datafusion_proto::logical_plan::to_proto::serialize_exprs;
@@ -21,16 +21,22 @@ use super::wire::{HandlerCall, Kind, decode, encode, header, ours};
 use crate::batches::Handlers;
 use crate::batches::node::MapInBatches;
 use crate::noop::{NoopFormatFactory, NoopTable};
-use crate::operator::node::AsyncCalls;
+use crate::operator::node::{AsyncCalls, Call};
 use crate::operator::shared::Shared;
 
-/// Names of the async calls of an `AsyncCalls` node, beside its expressions.
+/// The async calls of an `AsyncCalls` node: names, expressions, and the
+/// guards of those that have one.
 #[derive(Clone, PartialEq, Message)]
 struct CallNames {
     #[prost(string, repeated, tag = "1")]
     names: Vec<String>,
     #[prost(message, optional, tag = "2")]
     exprs: Option<protobuf::LogicalExprNodeCollection>,
+    /// The calls (by position) that have a guard, in the order of `guards`.
+    #[prost(uint32, repeated, tag = "3")]
+    guarded: Vec<u32>,
+    #[prost(message, optional, tag = "4")]
+    guards: Option<protobuf::LogicalExprNodeCollection>,
 }
 
 /// The logical codec: our nodes, the NOOP format and tables; Ballista's for
@@ -56,13 +62,27 @@ impl LogicalExtensionCodec for AsyncLogicalCodec {
         let input = Arc::new(input.clone());
         let node: Arc<dyn datafusion::logical_expr::UserDefinedLogicalNode> = match kind {
             Kind::AsyncCalls => {
-                let calls: CallNames = decode(payload)?;
-                let exprs = calls.exprs.unwrap_or_default();
-                let exprs = parse_exprs(&exprs.logical_expr_nodes, ctx, self)?;
-                Arc::new(AsyncCalls::try_new(
-                    input,
-                    exprs.into_iter().zip(calls.names).collect(),
-                )?)
+                let CallNames {
+                    names,
+                    exprs,
+                    guarded,
+                    guards,
+                } = decode(payload)?;
+                let exprs = parse_exprs(&exprs.unwrap_or_default().logical_expr_nodes, ctx, self)?;
+                let guards =
+                    parse_exprs(&guards.unwrap_or_default().logical_expr_nodes, ctx, self)?;
+                let mut calls: Vec<Call> = exprs
+                    .into_iter()
+                    .zip(names)
+                    .map(|(e, name)| Call::new(e, name, None))
+                    .collect();
+                for (i, guard) in guarded.into_iter().zip(guards) {
+                    let Some(call) = calls.get_mut(i as usize) else {
+                        return not_impl_err!("AsyncCalls: a guard for call {i}, which is missing");
+                    };
+                    call.guard = Some(guard);
+                }
+                Arc::new(AsyncCalls::try_new(input, calls)?)
             }
             Kind::MapInBatches => {
                 let call: HandlerCall = decode(payload)?;
@@ -83,11 +103,21 @@ impl LogicalExtensionCodec for AsyncLogicalCodec {
         let any = node.node.as_any();
         if let Some(calls) = any.downcast_ref::<AsyncCalls>() {
             header(Kind::AsyncCalls, buf);
-            let exprs: Vec<_> = calls.calls().iter().map(|(e, _)| e.clone()).collect();
+            let exprs: Vec<_> = calls.calls().iter().map(|c| c.expr.clone()).collect();
+            let (guarded, guards): (Vec<u32>, Vec<Expr>) = calls
+                .calls()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i as u32, c.guard.clone()?)))
+                .unzip();
             let message = CallNames {
-                names: calls.calls().iter().map(|(_, n)| n.clone()).collect(),
+                names: calls.calls().iter().map(|c| c.name.clone()).collect(),
                 exprs: Some(protobuf::LogicalExprNodeCollection {
                     logical_expr_nodes: serialize_exprs(&exprs, self)?,
+                }),
+                guarded,
+                guards: Some(protobuf::LogicalExprNodeCollection {
+                    logical_expr_nodes: serialize_exprs(&guards, self)?,
                 }),
             };
             return encode(&message, buf);

@@ -15,16 +15,38 @@ use datafusion_proto::physical_plan::{
     PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
 };
 use datafusion_proto::protobuf;
+use prost::Message;
 
 use super::wire::{HandlerCall, Kind, decode, encode, header, ours, runtime_of};
 use crate::batches::Handlers;
 use crate::batches::exec::MapInBatchesExec;
 use crate::config::{self, AsyncUdfConfig, HttpConfig};
 use crate::noop::NoopSink;
+use crate::operator::call::Guard;
 use crate::operator::display::Redactor;
 use crate::operator::exec::AsyncPipelineExec;
 use crate::operator::shared::SharedExec;
 use crate::runtime::AsyncRuntime;
+
+/// `AsyncPipelineExec`: DataFusion's message for its calls, and their guards.
+#[derive(Clone, PartialEq, Message)]
+struct PipelineNode {
+    #[prost(message, optional, tag = "1")]
+    calls: Option<protobuf::AsyncFuncExecNode>,
+    #[prost(message, repeated, tag = "2")]
+    guards: Vec<GuardNode>,
+}
+
+/// The guard of call `call` (by position).
+#[derive(Clone, PartialEq, Message)]
+struct GuardNode {
+    #[prost(uint32, tag = "1")]
+    call: u32,
+    #[prost(uint32, tag = "2")]
+    key_arg: u32,
+    #[prost(message, optional, tag = "3")]
+    when: Option<protobuf::PhysicalExprNode>,
+}
 
 /// A call decoded by name gets the registered (documented) function: the
 /// operator calls the async function inside it, on this process's runtime.
@@ -72,7 +94,8 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
         let input = Arc::clone(input);
         match kind {
             Kind::AsyncPipeline => {
-                let node: protobuf::AsyncFuncExecNode = decode(payload)?;
+                let PipelineNode { calls, guards } = decode(payload)?;
+                let node = calls.unwrap_or_default();
                 let schema = input.schema();
                 let decode_ctx = PhysicalPlanDecodeContext::new(ctx, self);
                 let runtime = runtime_of(ctx)?;
@@ -87,11 +110,24 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
                         Ok(Arc::new(AsyncFuncExpr::try_new(name, func, &schema)?))
                     })
                     .collect::<Result<Vec<_>>>()?;
+                let mut guarded = vec![None; exprs.len()];
+                for g in guards {
+                    let when = g.when.unwrap_or_default();
+                    let when =
+                        proto_converter.proto_to_physical_expr(&when, &schema, &decode_ctx)?;
+                    match guarded.get_mut(g.call as usize) {
+                        Some(slot) => *slot = Some(Guard::new(when, g.key_arg as usize)),
+                        None => {
+                            return not_impl_err!("a guard for call {}, which is missing", g.call);
+                        }
+                    }
+                }
                 let options = ctx.session_config().options();
                 let engine: AsyncUdfConfig = config::get(options);
                 let http: HttpConfig = config::get(options);
                 Ok(Arc::new(AsyncPipelineExec::try_new(
                     exprs,
+                    guarded,
                     input,
                     runtime,
                     engine.fan_out,
@@ -128,7 +164,20 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
     ) -> Result<()> {
         if let Some(exec) = node.downcast_ref::<AsyncPipelineExec>() {
             header(Kind::AsyncPipeline, buf);
-            let message = protobuf::AsyncFuncExecNode {
+            let guards = exec
+                .guards()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| Some((i, g.as_ref()?)))
+                .map(|(i, g)| {
+                    Ok(GuardNode {
+                        call: i as u32,
+                        key_arg: g.key_arg as u32,
+                        when: Some(proto_converter.physical_expr_to_proto(&g.when, self)?),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let calls = protobuf::AsyncFuncExecNode {
                 input: None,
                 async_exprs: exec
                     .async_exprs()
@@ -140,6 +189,10 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
                     .iter()
                     .map(|e| e.name().to_string())
                     .collect(),
+            };
+            let message = PipelineNode {
+                calls: Some(calls),
+                guards,
             };
             return encode(&message, buf);
         }

@@ -112,6 +112,15 @@ impl Kind {
         }
     }
 
+    /// The position of the url argument (a row whose url is NULL is not called).
+    pub(crate) fn url_arg(self) -> usize {
+        self.params()
+            .0
+            .iter()
+            .position(|p| *p == Param::Url)
+            .unwrap_or(0)
+    }
+
     /// How it is called, optional parameters in brackets.
     pub(crate) fn usage(self) -> String {
         let (params, required) = self.params();

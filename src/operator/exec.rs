@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use arrow::array::RecordBatch;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, Statistics};
+use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
@@ -16,7 +16,7 @@ use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::async_func::AsyncFuncExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
 };
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -24,6 +24,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::future::try_join_all;
 use futures::{FutureExt, StreamExt};
 
+use super::call::{Guard, invoke};
 use super::display::Redactor;
 use crate::config::{self, AsyncUdfConfig};
 use crate::engine::{Accounts, CallStats, ChunkContext, Counted, Window, pipeline};
@@ -35,17 +36,22 @@ use crate::runtime::AsyncRuntime;
 pub struct AsyncPipelineExec {
     input: Arc<dyn ExecutionPlan>,
     async_exprs: Vec<Arc<AsyncFuncExpr>>,
+    /// Each call's guard, if it has one (see [`super::guard`]).
+    guards: Vec<Option<Guard>>,
     runtime: Arc<AsyncRuntime>,
     fan_out: bool,
     redactor: Redactor,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     stats: Arc<CallStats>,
+    /// Rows no guard needed: not called.
+    skipped: Count,
 }
 
 impl AsyncPipelineExec {
     pub(crate) fn try_new(
         async_exprs: Vec<Arc<AsyncFuncExpr>>,
+        guards: Vec<Option<Guard>>,
         input: Arc<dyn ExecutionPlan>,
         runtime: Arc<AsyncRuntime>,
         fan_out: bool,
@@ -56,16 +62,22 @@ impl AsyncPipelineExec {
         let metrics = ExecutionPlanMetricsSet::new();
         // the HTTP functions' name for answers that asked to slow down
         let stats = CallStats::registered(&metrics, "http_429");
+        let skipped = MetricBuilder::new(&metrics).global_counter("rows_skipped");
         crate::engine::adaptive_view::register(&metrics, runtime.adaptive());
+        if guards.len() != async_exprs.len() {
+            return internal_err!("AsyncPipelineExec: one guard (or none) per call");
+        }
         Ok(Self {
             input,
             async_exprs,
+            guards,
             runtime,
             fan_out,
             redactor,
             properties: Arc::clone(stock.properties()),
             metrics,
             stats,
+            skipped,
         })
     }
 
@@ -80,17 +92,26 @@ impl AsyncPipelineExec {
         &self.async_exprs
     }
 
+    /// The calls' guards, for a plan codec.
+    #[cfg(feature = "ballista")]
+    pub(crate) fn guards(&self) -> &[Option<Guard>] {
+        &self.guards
+    }
+
     /// For per-chunk functions: the rows they are called with (a non-NULL
-    /// argument) are the ones that count toward `async_udf.chunk_size`.
+    /// argument that the guard needs) are the ones that count toward
+    /// `async_udf.chunk_size`.
     fn counted(&self) -> Option<Counted> {
-        let args: Vec<Arc<dyn PhysicalExpr>> = self
+        let args: Vec<(Arc<dyn PhysicalExpr>, Option<Guard>)> = self
             .async_exprs
             .iter()
-            .filter_map(|e| {
+            .zip(&self.guards)
+            .filter_map(|(e, guard)| {
                 let f = e.func.downcast_ref::<ScalarFunctionExpr>()?;
+                let arg = f.args().first().cloned()?;
                 self.runtime
                     .per_chunk(f.fun())
-                    .then(|| f.args().first().cloned())?
+                    .then(|| (arg, guard.clone()))
             })
             .collect();
         if args.is_empty() {
@@ -99,10 +120,11 @@ impl AsyncPipelineExec {
         Some(Counted(Arc::new(move |batch: &RecordBatch| {
             let n = batch.num_rows();
             let mut counted = vec![false; n];
-            for arg in &args {
+            for (arg, guard) in &args {
                 let values = arg.evaluate(batch)?.into_array(n)?;
+                let needed = guard.as_ref().map(|g| g.needed(batch)).transpose()?;
                 for (row, c) in counted.iter_mut().enumerate() {
-                    *c |= values.is_valid(row);
+                    *c |= values.is_valid(row) && needed.as_ref().is_none_or(|m| m.value(row));
                 }
             }
             Ok(counted)
@@ -115,9 +137,14 @@ impl DisplayAs for AsyncPipelineExec {
         let exprs: Vec<String> = self
             .async_exprs
             .iter()
-            .map(|e| {
+            .zip(&self.guards)
+            .map(|(e, guard)| {
+                let when = guard
+                    .as_ref()
+                    .map(|g| format!(", when={}", self.redactor.show(&g.when)))
+                    .unwrap_or_default();
                 format!(
-                    "async_expr(name={}, expr={})",
+                    "async_expr(name={}, expr={}{when})",
                     e.name(),
                     self.redactor.show(&e.func)
                 )
@@ -162,8 +189,13 @@ impl ExecutionPlan for AsyncPipelineExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for e in &self.async_exprs {
-            let e: Arc<dyn PhysicalExpr> = Arc::clone(e) as _;
+        let guards = self.guards.iter().flatten().map(|g| Arc::clone(&g.when));
+        for e in self
+            .async_exprs
+            .iter()
+            .map(|e| Arc::clone(e) as Arc<dyn PhysicalExpr>)
+            .chain(guards)
+        {
             if f(&e)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -178,6 +210,7 @@ impl ExecutionPlan for AsyncPipelineExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(Self::try_new(
             self.async_exprs.clone(),
+            self.guards.clone(),
             children.swap_remove(0),
             Arc::clone(&self.runtime),
             self.fan_out,
@@ -234,26 +267,29 @@ impl ExecutionPlan for AsyncPipelineExec {
         let reservation = MemoryConsumer::new(format!("AsyncPipelineExec[{partition}]"))
             .register(context.memory_pool());
         let schema = self.schema();
-        let exprs = Arc::new(self.async_exprs.clone());
+        let calls: Arc<Vec<(Arc<AsyncFuncExpr>, Option<Guard>)>> = Arc::new(
+            self.async_exprs
+                .iter()
+                .cloned()
+                .zip(self.guards.iter().cloned())
+                .collect(),
+        );
         let out_schema = Arc::clone(&schema);
+        let skipped = self.skipped.clone();
         let call = Arc::new(move |_cx: ChunkContext, chunk: RecordBatch| {
-            let (exprs, options, schema) = (
-                Arc::clone(&exprs),
+            let (calls, options, schema, skipped) = (
+                Arc::clone(&calls),
                 Arc::clone(&options),
                 Arc::clone(&out_schema),
+                skipped.clone(),
             );
             async move {
-                let n = chunk.num_rows();
-                let columns = try_join_all(
-                    exprs
-                        .iter()
-                        .map(|e| e.invoke_with_args(&chunk, Arc::clone(&options))),
-                )
+                let columns = try_join_all(calls.iter().map(|(e, guard)| {
+                    invoke(e, guard.as_ref(), &chunk, Arc::clone(&options), &skipped)
+                }))
                 .await?;
                 let mut arrays = chunk.columns().to_vec();
-                for c in columns {
-                    arrays.push(c.to_array(n)?);
-                }
+                arrays.extend(columns);
                 Ok(vec![RecordBatch::try_new(schema, arrays)?])
             }
             .boxed()

@@ -24,6 +24,14 @@
 //! * Nested calls `f(g(x))`: the innermost calls are lifted first, into a node
 //!   below the one of the calls that read them.
 //! * The same call written twice in one clause is computed once (`at most once`).
+//! * Guards: a call written under a CASE branch, a later COALESCE argument, the
+//!   right side of AND/OR or an aggregate's argument with a FILTER runs only
+//!   for the rows that need it ([`super::guard`]): the node computes it where
+//!   its guard holds and gives the other rows NULL. A call whose guard reads
+//!   another call's answer is lifted after it, into a node above.
+//! * A guard that holds a volatile function (`random() < 0.1`): the node's
+//!   volatile calls are computed once, into columns below it, which the guard
+//!   and the expression above both read.
 //! * A call in a join condition goes below the side whose columns it reads; one
 //!   that reads both sides is a plan error (compute it above the join instead).
 //!
@@ -47,8 +55,9 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection};
 use datafusion::optimizer::AnalyzerRule;
 
-use super::node::{AsyncCalls, PREFIX};
-use super::shared::{self, Shared};
+use super::copies::share_copies;
+use super::guard::{self, holds_async, is_async_call};
+use super::node::{AsyncCalls, Call, PREFIX};
 use crate::runtime::AsyncRuntime;
 
 /// The analyzer rule (see the module documentation).
@@ -98,12 +107,7 @@ fn rebind(e: Expr, runtime: &AsyncRuntime) -> Transformed<Expr> {
     }
 }
 
-/// Whether `e` calls an async function.
-fn is_async_call(e: &Expr) -> bool {
-    matches!(e, Expr::ScalarFunction(f) if f.func.as_async().is_some())
-}
-
-fn as_async_node(plan: &LogicalPlan) -> Option<&AsyncCalls> {
+pub(super) fn as_async_node(plan: &LogicalPlan) -> Option<&AsyncCalls> {
     match plan {
         LogicalPlan::Extension(Extension { node }) => node.as_any().downcast_ref(),
         _ => None,
@@ -129,27 +133,96 @@ fn first_free_index(plan: &LogicalPlan) -> Result<usize> {
     Ok(next)
 }
 
-/// The async calls of `exprs` whose arguments hold no async call, each once.
-fn innermost_calls(exprs: &[Expr]) -> Vec<Expr> {
-    let mut found: Vec<Expr> = Vec::new();
-    for expr in exprs {
-        let _ = expr.apply(|e| {
-            if is_async_call(e) {
-                let nested = match e {
-                    Expr::ScalarFunction(f) => f
-                        .args
-                        .iter()
-                        .any(|a| a.exists(|x| Ok(is_async_call(x))).unwrap_or(false)),
-                    _ => false,
-                };
-                if !nested && !found.contains(e) {
-                    found.push(e.clone());
-                }
+/// The calls of `node` to lift now, each once, with the guard parts of each
+/// place it is written (see [`guard::uses`]): those whose guards read no
+/// call still to be lifted. When every call's guard waits for another's, the
+/// parts that read calls are left out (the calls then run for more rows).
+fn ready_calls(node: &LogicalPlan) -> Vec<(Expr, Vec<Vec<Expr>>)> {
+    let mut groups: Vec<(Expr, Vec<Vec<Expr>>)> = Vec::new();
+    for expr in node.expressions() {
+        for u in guard::uses(&expr) {
+            match groups.iter_mut().find(|(c, _)| *c == u.call) {
+                Some((_, whens)) => whens.push(u.when),
+                None => groups.push((u.call, vec![u.when])),
+            }
+        }
+    }
+    for (call, whens) in &mut groups {
+        // a place whose guard reads the call itself needs fewer rows than the
+        // place in that guard: the guard's condition is only evaluated there
+        let reads_itself = |w: &Vec<Expr>| {
+            w.iter()
+                .any(|p| p.exists(|x| Ok(x == call)).unwrap_or(false))
+        };
+        if whens.iter().any(|w| !reads_itself(w)) {
+            whens.retain(|w| !reads_itself(w));
+        }
+    }
+    let ready = |whens: &Vec<Vec<Expr>>| {
+        whens.iter().any(Vec::is_empty) || whens.iter().flatten().all(|p| !holds_async(p))
+    };
+    if groups.iter().any(|(_, whens)| ready(whens)) {
+        groups.retain(|(_, whens)| ready(whens));
+        return groups;
+    }
+    for (_, whens) in &mut groups {
+        for w in whens.iter_mut() {
+            w.retain(|p| !holds_async(p));
+        }
+    }
+    groups
+}
+
+/// The first async call written in `exprs`, for a message.
+fn first_call(exprs: &[Expr]) -> Option<Expr> {
+    let mut found = None;
+    for e in exprs {
+        let _ = e.apply(|x| {
+            if is_async_call(x) {
+                found = Some(x.clone());
+                return Ok(TreeNodeRecursion::Stop);
             }
             Ok(TreeNodeRecursion::Continue)
         });
+        if found.is_some() {
+            break;
+        }
     }
     found
+}
+
+/// When a guard of `node` holds a volatile function: its volatile calls
+/// computed once per row into columns of a projection below it, read where
+/// they stood (single-input nodes; elsewhere such guard parts are left out).
+fn volatile_below(node: LogicalPlan, next: &mut usize) -> Result<LogicalPlan> {
+    let [input] = node.inputs()[..] else {
+        return Ok(node);
+    };
+    let exprs = node.expressions();
+    let needed = exprs
+        .iter()
+        .flat_map(guard::uses)
+        .any(|u| u.when.iter().any(guard::holds_volatile));
+    if !needed {
+        return Ok(node);
+    }
+    let mut columns: Vec<Expr> = input
+        .schema()
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    let mut name = || {
+        *next += 1;
+        format!("__volatile_{}", *next - 1)
+    };
+    let mut rewritten = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        let (e, taken) = guard::volatile_columns(e, &mut name)?;
+        rewritten.push(e);
+        columns.extend(taken.into_iter().map(|(v, n)| v.alias(n)));
+    }
+    let below = Projection::try_new(columns, Arc::new(input.clone()))?;
+    node.with_new_exprs(rewritten, vec![LogicalPlan::Projection(below)])
 }
 
 /// Which input of a node a call belongs below: the one holding all its columns.
@@ -181,7 +254,7 @@ fn lift(node: LogicalPlan, next: &mut usize) -> Result<Transformed<LogicalPlan>>
     if as_async_node(&node).is_some() {
         return Ok(Transformed::no(node));
     }
-    let Some(call) = innermost_calls(&node.expressions()).into_iter().next() else {
+    let Some(call) = first_call(&node.expressions()) else {
         return Ok(Transformed::no(node));
     };
     if node.inputs().is_empty() {
@@ -202,18 +275,28 @@ fn lift(node: LogicalPlan, next: &mut usize) -> Result<Transformed<LogicalPlan>>
         .iter()
         .map(|e| preserver.save(e))
         .collect();
-    let mut node = node;
+    let mut node = volatile_below(node, next)?;
     loop {
-        let calls = innermost_calls(&node.expressions());
+        let calls = ready_calls(&node);
         if calls.is_empty() {
             break;
         }
-        let mut below: Vec<Vec<(Expr, String)>> = vec![Vec::new(); node.inputs().len()];
+        let mut below: Vec<Vec<Call>> = vec![Vec::new(); node.inputs().len()];
         let mut columns: HashMap<Expr, String> = HashMap::new();
-        for call in calls {
+        for (call, whens) in calls {
             let name = format!("{PREFIX}{next}");
             *next += 1;
-            below[input_for(&node, &call)?].push((call.clone(), name.clone()));
+            let side = input_for(&node, &call)?;
+            let schema = node.inputs()[side].schema();
+            let whens: Vec<Vec<Expr>> = whens
+                .into_iter()
+                .map(|w| {
+                    w.into_iter()
+                        .filter(|p| guard::evaluable(p, schema))
+                        .collect()
+                })
+                .collect();
+            below[side].push(Call::new(call.clone(), name.clone(), guard::union(&whens)));
             columns.insert(call, name);
         }
         let inputs = node
@@ -266,69 +349,4 @@ fn lift(node: LogicalPlan, next: &mut usize) -> Result<Transformed<LogicalPlan>>
     Ok(Transformed::yes(LogicalPlan::Projection(
         Projection::try_new(keep, Arc::new(node))?,
     )))
-}
-
-/// The table sources an input reads, by identity. The copies of an inlined CTE
-/// share them; two subqueries written alike resolve their tables anew, and plan
-/// equality alone cannot tell them apart (`generate_series(1, 10)` and
-/// `generate_series(11, 20)` scan "the same" table).
-fn sources(plan: &LogicalPlan) -> Vec<usize> {
-    let mut found = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            found.push(Arc::as_ptr(&scan.source).cast::<()>() as usize);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
-}
-
-/// What identifies a copy of a subplan: the calls, the input, and the table
-/// sources read (by identity).
-type Key = (Vec<Expr>, Arc<LogicalPlan>, Vec<usize>);
-
-fn key(calls: &AsyncCalls) -> Option<Key> {
-    let read = sources(calls.input());
-    let exprs = calls.calls().iter().map(|(e, _)| e.clone()).collect();
-    (!read.is_empty()).then(|| (exprs, Arc::clone(calls.input()), read))
-}
-
-/// Wraps every `AsyncCalls` node that has copies — same calls over the same
-/// input, read from the same table sources: a CTE (or view) referenced twice,
-/// inlined by DataFusion at each use — in a [`Shared`] node, so the copies are
-/// computed once.
-fn share_copies(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mut seen: Vec<(Key, usize)> = Vec::new();
-    plan.apply_with_subqueries(|node| {
-        if let Some(k) = as_async_node(node).and_then(key) {
-            match seen.iter_mut().find(|(s, _)| *s == k) {
-                Some((_, n)) => *n += 1,
-                None => seen.push((k, 1)),
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    let copied: Vec<(Key, u64)> = seen
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(k, _)| (k, shared::next_id()))
-        .collect();
-    if copied.is_empty() {
-        return Ok(plan);
-    }
-    plan.transform_up_with_subqueries(|node| {
-        let id = as_async_node(&node)
-            .and_then(key)
-            .and_then(|k| copied.iter().find(|(c, _)| *c == k).map(|(_, id)| *id));
-        Ok(match id {
-            Some(id) => Transformed::yes(LogicalPlan::Extension(Extension {
-                node: Arc::new(Shared {
-                    id,
-                    input: Arc::new(node),
-                }),
-            })),
-            None => Transformed::no(node),
-        })
-    })
-    .map(|t| t.data)
 }

@@ -44,8 +44,11 @@
 //!
 //! [`AsyncFn`]: crate::AsyncFn
 
+pub(crate) mod call;
+mod copies;
 pub(crate) mod display;
 pub(crate) mod exec;
+pub(crate) mod guard;
 pub(crate) mod lift;
 pub(crate) mod node;
 pub(crate) mod planner;

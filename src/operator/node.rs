@@ -14,28 +14,67 @@ use std::sync::Arc;
 use datafusion::common::{DFSchema, DFSchemaRef, Result, internal_err};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore};
 
-/// Evaluates `calls` (async function calls over `input`'s columns) once per row.
+/// Evaluates `calls` (async function calls over `input`'s columns) once per
+/// row that needs them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct AsyncCalls {
     input: Arc<LogicalPlan>,
-    /// `(call, output column name)`.
-    calls: Vec<(Expr, String)>,
+    calls: Vec<Call>,
     schema: DFSchemaRef,
+}
+
+/// One call of an [`AsyncCalls`] node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub(crate) struct Call {
+    pub expr: Expr,
+    /// The output column's name.
+    pub name: String,
+    /// The rows that need the call (see [`super::guard`]); the others get
+    /// NULL and send nothing. `None`: every row.
+    pub guard: Option<Expr>,
+}
+
+impl Call {
+    pub(crate) fn new(expr: Expr, name: String, guard: Option<Expr>) -> Self {
+        Self { expr, name, guard }
+    }
+}
+
+impl fmt::Display for Call {
+    /// `__async_0 := http_post(…) WHEN value % 2 = 0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} := {}", self.name, self.expr)?;
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        // `WHEN c` reads as "where c is true"
+        let shown = match guard {
+            Expr::IsTrue(c) => c.as_ref(),
+            g => g,
+        };
+        write!(f, " WHEN {shown}")
+    }
 }
 
 /// The prefix of the output column names.
 pub(crate) const PREFIX: &str = "__async_";
 
 impl AsyncCalls {
-    pub(crate) fn try_new(input: Arc<LogicalPlan>, calls: Vec<(Expr, String)>) -> Result<Self> {
+    pub(crate) fn try_new(input: Arc<LogicalPlan>, calls: Vec<Call>) -> Result<Self> {
         let input_schema = input.schema();
         let mut fields: Vec<_> = input_schema
             .iter()
             .map(|(q, f)| (q.cloned(), Arc::clone(f)))
             .collect();
-        for (call, name) in &calls {
-            let field = call.to_field(input_schema)?.1;
-            fields.push((None, Arc::new(field.as_ref().clone().with_name(name))));
+        for call in &calls {
+            let field = call.expr.to_field(input_schema)?.1;
+            // a row skipped by the guard is NULL
+            let field = field
+                .as_ref()
+                .clone()
+                .with_name(&call.name)
+                .with_nullable(field.is_nullable() || call.guard.is_some());
+            fields.push((None, Arc::new(field)));
         }
         let schema = DFSchema::new_with_metadata(fields, input_schema.metadata().clone())?;
         Ok(Self {
@@ -49,7 +88,7 @@ impl AsyncCalls {
         &self.input
     }
 
-    pub(crate) fn calls(&self) -> &[(Expr, String)] {
+    pub(crate) fn calls(&self) -> &[Call] {
         &self.calls
     }
 }
@@ -76,22 +115,22 @@ impl UserDefinedLogicalNodeCore for AsyncCalls {
         &self.schema
     }
 
+    /// The calls, then the guards of those that have one.
     fn expressions(&self) -> Vec<Expr> {
-        self.calls.iter().map(|(e, _)| e.clone()).collect()
+        let calls = self.calls.iter().map(|c| c.expr.clone());
+        calls
+            .chain(self.calls.iter().filter_map(|c| c.guard.clone()))
+            .collect()
     }
 
     /// Filters on the input's columns may go below (fewer calls); filters on a
     /// call's result may not.
     fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
-        self.calls.iter().map(|(_, name)| name.clone()).collect()
+        self.calls.iter().map(|c| c.name.clone()).collect()
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let calls: Vec<String> = self
-            .calls
-            .iter()
-            .map(|(e, name)| format!("{name} := {e}"))
-            .collect();
+        let calls: Vec<String> = self.calls.iter().map(ToString::to_string).collect();
         write!(f, "AsyncCalls: {}", calls.join(", "))
     }
 
@@ -100,18 +139,24 @@ impl UserDefinedLogicalNodeCore for AsyncCalls {
         exprs: Vec<Expr>,
         mut inputs: Vec<LogicalPlan>,
     ) -> Result<Self> {
-        if inputs.len() != 1 || exprs.len() != self.calls.len() {
-            return internal_err!("AsyncCalls takes one input and its calls");
+        let guards = self.calls.iter().filter(|c| c.guard.is_some()).count();
+        if inputs.len() != 1 || exprs.len() != self.calls.len() + guards {
+            return internal_err!("AsyncCalls takes one input, its calls and their guards");
         }
-        let calls = exprs
-            .into_iter()
-            .zip(&self.calls)
-            .map(|(e, (_, name))| (e, name.clone()))
+        let mut exprs = exprs.into_iter();
+        let mut calls: Vec<Call> = self
+            .calls
+            .iter()
+            .zip(exprs.by_ref())
+            .map(|(c, e)| Call::new(e, c.name.clone(), c.guard.clone()))
             .collect();
+        for call in calls.iter_mut().filter(|c| c.guard.is_some()) {
+            call.guard = exprs.next();
+        }
         Self::try_new(Arc::new(inputs.swap_remove(0)), calls)
     }
 
-    /// Input columns passed through, plus every column a call reads.
+    /// Input columns passed through, plus every column a call or guard reads.
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
         let input = self.input.schema();
         let width = input.fields().len();
@@ -120,8 +165,9 @@ impl UserDefinedLogicalNodeCore for AsyncCalls {
             .copied()
             .filter(|&i| i < width)
             .collect();
-        for (call, _) in &self.calls {
-            for column in call.column_refs() {
+        for call in &self.calls {
+            let guard = call.guard.iter().flat_map(Expr::column_refs);
+            for column in call.expr.column_refs().into_iter().chain(guard) {
                 needed.push(input.index_of_column(column).ok()?);
             }
         }

@@ -10,13 +10,13 @@ use datafusion::catalog::Session;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
-use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::async_func::AsyncFuncExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
+use super::call::Guard;
 use super::display::Redactor;
 use super::exec::AsyncPipelineExec;
 use super::node::AsyncCalls;
@@ -77,38 +77,65 @@ impl ExtensionPlanner for AsyncCallsPlanner {
         };
         let input = Arc::clone(&physical_inputs[0]);
         let input_schema = input.schema();
+        let logical_schema = logical_inputs[0].schema();
+        let options = session_state.config_options();
+        let settings: AsyncUdfConfig = config::get(options);
+        let calling = |call: &Expr| match unaliased(call) {
+            Expr::ScalarFunction(f) => self.runtime.calling(&f.func),
+            _ => None,
+        };
+        let ours = node.calls().iter().all(|c| calling(&c.expr).is_some());
+        let pipelined = settings.pipelined && ours;
         let mut exprs = Vec::with_capacity(node.calls().len());
-        for (call, name) in node.calls() {
-            let physical = planner.create_physical_expr(
-                call,
-                logical_inputs[0].schema(),
-                session_state,
-                planning_ctx,
-            )?;
+        let mut guards = Vec::with_capacity(node.calls().len());
+        for call in node.calls() {
+            let mut expr = unaliased(&call.expr).clone();
+            let mut guard = None;
+            if let (Some(when), Some(calling)) = (&call.guard, calling(&call.expr)) {
+                if pipelined {
+                    let when = planner.create_physical_expr(
+                        when,
+                        logical_schema,
+                        session_state,
+                        planning_ctx,
+                    )?;
+                    guard = Some(Guard::new(when, calling.key_arg));
+                } else {
+                    expr = Guard::fold(expr, when, calling.key_arg);
+                }
+            }
+            let physical =
+                planner.create_physical_expr(&expr, logical_schema, session_state, planning_ctx)?;
             exprs.push(Arc::new(AsyncFuncExpr::try_new(
-                name.clone(),
+                call.name.clone(),
                 physical,
                 &input_schema,
             )?));
+            guards.push(guard);
         }
-        let options = session_state.config_options();
-        let settings: AsyncUdfConfig = config::get(options);
-        let ours = exprs.iter().all(|e| {
-            e.func
-                .downcast_ref::<ScalarFunctionExpr>()
-                .is_some_and(|f| self.runtime.owns(f.fun()))
-        });
-        if !(settings.pipelined && ours) {
+        if !pipelined {
+            // a foreign async function cannot be told to skip rows: it runs for
+            // every row, as DataFusion runs it (README, Known gaps)
             return Ok(Some(Arc::new(AsyncFuncExec::try_new(exprs, input)?)));
         }
         let http: HttpConfig = config::get(options);
         Ok(Some(Arc::new(AsyncPipelineExec::try_new(
             exprs,
+            guards,
             input,
             Arc::clone(&self.runtime),
             settings.fan_out,
             Redactor::new(&http.secret_headers, http.tls_insecure),
         )?)))
+    }
+}
+
+/// `e` without the aliases the optimizer puts on an extension node's
+/// rewritten expressions.
+fn unaliased(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unaliased(&a.expr),
+        e => e,
     }
 }
 

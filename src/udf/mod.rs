@@ -204,7 +204,14 @@ impl AsyncFn {
             crate::runtime::Bound::new(runtime),
         );
         let udf = AsyncScalarUDF::new(Arc::new(func)).into_scalar_udf();
-        runtime.adopt(&udf, per_chunk);
+        // one argument: a NULL one is not called
+        runtime.adopt(
+            &udf,
+            crate::runtime::Calling {
+                per_chunk,
+                key_arg: 0,
+            },
+        );
         documented::documented(udf, doc)
     }
 

@@ -15,6 +15,7 @@ mod concurrency;
 mod ctrl_c;
 mod exactly_once;
 mod expr_fn;
+mod guards;
 mod jobs;
 mod map_in_batches;
 mod memory;
