@@ -33,11 +33,18 @@
 //! round-robin repartition DataFusion would put right above the operator, so the
 //! rows of a single-partition input come out in input order.
 //!
+//! **Only the rows that need a call** ([`guard`]): a call under a CASE branch,
+//! a later COALESCE argument, the right side of AND/OR or an aggregate's FILTER
+//! keeps its guard in the node; the operator evaluates it per chunk and gives
+//! the rows it skips NULL in the function's key argument (an HTTP function's
+//! url, a typed function's argument), so nothing is sent for them
+//! ([`call`]). `rows_skipped` in `EXPLAIN ANALYZE` counts them.
+//!
 //! **Where calls may stand.** Anywhere an expression may: lifting the call below
 //! the node that reads it also lets nested calls `f(g(x))`, ORDER BY, GROUP BY,
 //! window and join expressions call async functions (see [`lift`]).
 //!
-//! **Metrics** (`EXPLAIN ANALYZE`): `calls`, `retries`, `http_429`, `errors`,
+//! **Metrics** (`EXPLAIN ANALYZE`): `calls`, `rows_skipped`, `retries`, `http_429`, `errors`,
 //! `errors_by_kind`, `in_flight` (peak, time-weighted mean, share of the budget),
 //! `latency` (p50/p90/p99 per call, retries included), `rate_limit_wait`, and
 //! `output_rows`.

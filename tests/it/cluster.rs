@@ -77,6 +77,10 @@ async fn same_rows_as_one_process_each_id_once() {
             "SELECT id % 3 AS k, count(*) FROM ids WHERE {call}['status'] = 200 GROUP BY 1 ORDER BY 1"
         ),
         format!("SELECT count(*) FROM (SELECT {call} AS r FROM ids LIMIT 30)"),
+        // a guarded call: the executors call the even ids only
+        format!(
+            "SELECT id, CASE WHEN id % 2 = 0 THEN {call}['status'] END AS s, coalesce(CASE WHEN id % 2 = 0 THEN 0 END, twice(id)) AS t FROM ids ORDER BY id"
+        ),
         format!(
             "COPY (SELECT {call} AS r FROM ids) TO '{}/copy' STORED AS NOOP",
             dir.path().display()
@@ -103,6 +107,16 @@ async fn same_rows_as_one_process_each_id_once() {
                     stats.requests as i64,
                     FILES * 3,
                     "{sql}: one POST per chunk"
+                );
+            } else if sql.contains("WHEN id % 2 = 0") {
+                assert_eq!(
+                    by_id.len() as i64,
+                    FILES * PER_FILE / 2,
+                    "{sql}: the even ids called"
+                );
+                assert!(
+                    by_id.keys().all(|id| id.parse::<i64>().unwrap() % 2 == 0),
+                    "{sql}: an odd id called: {by_id:?}"
                 );
             } else if !sql.contains("LIMIT") {
                 assert_eq!(
