@@ -146,9 +146,18 @@ pub(crate) fn order() -> u64 {
 
 /// A call of the current chunk ended (no-op outside a pipeline).
 pub(crate) fn call_done() {
+    calls_done(1);
+}
+
+/// `n` calls of the current chunk ended, or were never needed (rows a guard
+/// skipped); no-op outside a pipeline.
+pub(crate) fn calls_done(n: usize) {
+    if n == 0 {
+        return;
+    }
     let _ = CURRENT.try_with(|c| {
-        c.done.fetch_add(1, Ordering::SeqCst);
-        c.window.done.fetch_add(1, Ordering::SeqCst);
+        c.done.fetch_add(n, Ordering::SeqCst);
+        c.window.done.fetch_add(n, Ordering::SeqCst);
         c.window.ended.notify_one();
     });
 }

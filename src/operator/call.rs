@@ -80,9 +80,7 @@ pub(crate) async fn invoke(
     let needed = guard.needed(batch)?;
     let skip = n - needed.true_count();
     skipped.add(skip);
-    for _ in 0..skip {
-        held::call_done();
-    }
+    held::calls_done(skip);
     if skip == 0 {
         return call.invoke_with_args(batch, options).await?.to_array(n);
     }

@@ -116,7 +116,9 @@ fn walk(e: &Expr, when: &mut Vec<Expr>, out: &mut Vec<Use>) {
             }
         }
         Expr::AggregateFunction(AggregateFunction { params, .. }) if params.filter.is_some() => {
-            let filter = params.filter.as_deref().expect("checked");
+            let Some(filter) = params.filter.as_deref() else {
+                return;
+            };
             under(filter, None, when);
             let keep = Expr::IsTrue(Box::new(filter.clone()));
             for arg in &params.args {
