@@ -42,8 +42,6 @@ struct PipelineNode {
 struct GuardNode {
     #[prost(uint32, tag = "1")]
     call: u32,
-    #[prost(uint32, tag = "2")]
-    key_arg: u32,
     #[prost(message, optional, tag = "3")]
     when: Option<protobuf::PhysicalExprNode>,
 }
@@ -116,7 +114,7 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
                     let when =
                         proto_converter.proto_to_physical_expr(&when, &schema, &decode_ctx)?;
                     match guarded.get_mut(g.call as usize) {
-                        Some(slot) => *slot = Some(Guard::new(when, g.key_arg as usize)),
+                        Some(slot) => *slot = Some(Guard::new(when)),
                         None => {
                             return not_impl_err!("a guard for call {}, which is missing", g.call);
                         }
@@ -172,7 +170,6 @@ impl PhysicalExtensionCodec for AsyncPhysicalCodec {
                 .map(|(i, g)| {
                     Ok(GuardNode {
                         call: i as u32,
-                        key_arg: g.key_arg as u32,
                         when: Some(proto_converter.physical_expr_to_proto(&g.when, self)?),
                     })
                 })

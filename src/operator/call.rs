@@ -1,38 +1,35 @@
 //! A guarded call at execution: its function is given NULL in its key
 //! argument (an HTTP function's url, a typed function's argument) for the
-//! rows its guard does not need, and it sends nothing for them.
+//! rows its guard does not need, and it sends nothing for them. One way for
+//! both operators: the guard is folded into that argument at planning; the
+//! pipelined operator also evaluates it to count the rows it skips.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array};
-use arrow::compute::kernels::boolean::not;
-use arrow::compute::{nullif, prep_null_mask_filter};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::prep_null_mask_filter;
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::config::ConfigOptions;
-use datafusion::logical_expr::async_udf::AsyncScalarUDF;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::expr::{Case, ScalarFunction};
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::async_scalar_function::AsyncFuncExpr;
-use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::metrics::Count;
 
 use crate::engine::held;
 
-/// The rows a call is needed for, and the argument that skips the others.
+/// The rows a call is needed for.
 #[derive(Debug, Clone)]
 pub(crate) struct Guard {
     pub when: Arc<dyn PhysicalExpr>,
-    pub key_arg: usize,
 }
 
 impl Guard {
-    pub(crate) fn new(when: Arc<dyn PhysicalExpr>, key_arg: usize) -> Self {
-        Self { when, key_arg }
+    pub(crate) fn new(when: Arc<dyn PhysicalExpr>) -> Self {
+        Self { when }
     }
 
-    /// The guard as part of the call (for DataFusion's own operator, which
-    /// knows no guards): `f(CASE WHEN guard THEN key END, …)`.
+    /// The guard as part of the call: `f(CASE WHEN guard THEN key END, …)`.
     pub(crate) fn fold(call: Expr, when: &Expr, key_arg: usize) -> Expr {
         let Expr::ScalarFunction(mut f) = call else {
             return call;
@@ -63,9 +60,9 @@ impl Guard {
     }
 }
 
-/// Evaluates `call` over `batch`: for every row, or with `guard` only for the
-/// rows it needs (the others NULL, counted in `skipped`, and reported to the
-/// window as ended).
+/// Evaluates `call` (its guard folded in, see [`Guard::fold`]) over `batch`;
+/// with `guard`, first counts the rows it skips in `skipped` and reports them
+/// to the window as ended (the function sends nothing for them).
 pub(crate) async fn invoke(
     call: &AsyncFuncExpr,
     guard: Option<&Guard>,
@@ -74,54 +71,10 @@ pub(crate) async fn invoke(
     skipped: &Count,
 ) -> Result<ArrayRef> {
     let n = batch.num_rows();
-    let Some(guard) = guard else {
-        return call.invoke_with_args(batch, options).await?.to_array(n);
-    };
-    let needed = guard.needed(batch)?;
-    let skip = n - needed.true_count();
-    skipped.add(skip);
-    held::calls_done(skip);
-    if skip == 0 {
-        return call.invoke_with_args(batch, options).await?.to_array(n);
+    if let Some(guard) = guard {
+        let skip = n - guard.needed(batch)?.true_count();
+        skipped.add(skip);
+        held::calls_done(skip);
     }
-    let schema = batch.schema();
-    let return_field = call.func.return_field(&schema)?;
-    if skip == n {
-        return Ok(new_null_array(return_field.data_type(), n));
-    }
-    let Some(f) = call.func.downcast_ref::<ScalarFunctionExpr>() else {
-        return internal_err!("an async call must be a scalar function");
-    };
-    let Some(udf) = f.fun().inner().downcast_ref::<AsyncScalarUDF>() else {
-        return internal_err!("{} is not an async function", f.name());
-    };
-    let mut args = f
-        .args()
-        .iter()
-        .map(|a| a.evaluate(batch))
-        .collect::<Result<Vec<_>>>()?;
-    let arg_fields = f
-        .args()
-        .iter()
-        .map(|a| a.return_field(&schema))
-        .collect::<Result<Vec<_>>>()?;
-    let Some(key) = args.get_mut(guard.key_arg) else {
-        return internal_err!("{}: no argument {}", f.name(), guard.key_arg);
-    };
-    let values = key.to_array(n)?;
-    let cleared = if values.data_type() == &DataType::Null {
-        values
-    } else {
-        nullif(&values, &not(&needed)?)?
-    };
-    *key = ColumnarValue::Array(cleared);
-    udf.invoke_async_with_args(ScalarFunctionArgs {
-        args,
-        arg_fields,
-        number_rows: n,
-        return_field,
-        config_options: options,
-    })
-    .await?
-    .to_array(n)
+    call.invoke_with_args(batch, options).await?.to_array(n)
 }

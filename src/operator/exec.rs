@@ -99,19 +99,17 @@ impl AsyncPipelineExec {
     }
 
     /// For per-chunk functions: the rows they are called with (a non-NULL
-    /// argument that the guard needs) are the ones that count toward
+    /// argument, the guard folded into it) are the ones that count toward
     /// `async_udf.chunk_size`.
     fn counted(&self) -> Option<Counted> {
-        let args: Vec<(Arc<dyn PhysicalExpr>, Option<Guard>)> = self
+        let args: Vec<Arc<dyn PhysicalExpr>> = self
             .async_exprs
             .iter()
-            .zip(&self.guards)
-            .filter_map(|(e, guard)| {
+            .filter_map(|e| {
                 let f = e.func.downcast_ref::<ScalarFunctionExpr>()?;
-                let arg = f.args().first().cloned()?;
                 self.runtime
                     .per_chunk(f.fun())
-                    .then(|| (arg, guard.clone()))
+                    .then(|| f.args().first().cloned())?
             })
             .collect();
         if args.is_empty() {
@@ -120,11 +118,10 @@ impl AsyncPipelineExec {
         Some(Counted(Arc::new(move |batch: &RecordBatch| {
             let n = batch.num_rows();
             let mut counted = vec![false; n];
-            for (arg, guard) in &args {
+            for arg in &args {
                 let values = arg.evaluate(batch)?.into_array(n)?;
-                let needed = guard.as_ref().map(|g| g.needed(batch)).transpose()?;
                 for (row, c) in counted.iter_mut().enumerate() {
-                    *c |= values.is_valid(row) && needed.as_ref().is_none_or(|m| m.value(row));
+                    *c |= values.is_valid(row);
                 }
             }
             Ok(counted)

@@ -35,10 +35,10 @@
 //!
 //! **Only the rows that need a call** ([`guard`]): a call under a CASE branch,
 //! a later COALESCE argument, the right side of AND/OR or an aggregate's FILTER
-//! keeps its guard in the node; the operator evaluates it per chunk and gives
-//! the rows it skips NULL in the function's key argument (an HTTP function's
-//! url, a typed function's argument), so nothing is sent for them
-//! ([`call`]). `rows_skipped` in `EXPLAIN ANALYZE` counts them.
+//! keeps its guard in the node; planning folds it into the function's key
+//! argument (an HTTP function's url, a typed function's argument), NULL for
+//! the rows it skips, so nothing is sent for them ([`call`]). The pipelined
+//! operator counts them: `rows_skipped` in `EXPLAIN ANALYZE`.
 //!
 //! **Where calls may stand.** Anywhere an expression may: lifting the call below
 //! the node that reads it also lets nested calls `f(g(x))`, ORDER BY, GROUP BY,

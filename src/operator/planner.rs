@@ -99,10 +99,9 @@ impl ExtensionPlanner for AsyncCallsPlanner {
                         session_state,
                         planning_ctx,
                     )?;
-                    guard = Some(Guard::new(when, calling.key_arg));
-                } else {
-                    expr = Guard::fold(expr, when, calling.key_arg);
+                    guard = Some(Guard::new(when));
                 }
+                expr = Guard::fold(expr, when, calling.key_arg);
             }
             let physical =
                 planner.create_physical_expr(&expr, logical_schema, session_state, planning_ctx)?;
