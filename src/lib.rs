@@ -53,6 +53,7 @@ mod documented;
 mod engine;
 pub mod expr_fn;
 mod http;
+mod journal_sql;
 pub mod jobs;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -4,6 +4,8 @@ use std::sync::{Arc, Weak};
 
 use datafusion::logical_expr::ScalarUDF;
 
+use crate::config::AsyncUdfConfig;
+use crate::engine::journal::{Journal, Merger};
 use crate::engine::{Adaptive, Budget, RateLimits};
 use crate::jobs::{Job, Queries};
 use crate::secret::Secrets;
@@ -20,6 +22,10 @@ pub struct AsyncRuntime {
     adaptive: Arc<Adaptive>,
     secrets: Arc<Secrets>,
     queries: Queries,
+    /// Identical idempotent calls in flight, merged.
+    merger: Arc<Merger>,
+    /// The journal in use (`async_udf.journal`), kept open between queries.
+    journal: parking_lot::Mutex<Option<(String, Arc<Journal>)>>,
     /// The column functions bound to this runtime (run by its pipelined operator),
     /// and how each is called.
     functions: parking_lot::Mutex<Vec<(ScalarUDF, Calling)>>,
@@ -45,6 +51,8 @@ impl AsyncRuntime {
             adaptive: Arc::default(),
             secrets: Arc::default(),
             queries: Queries::default(),
+            merger: Arc::default(),
+            journal: parking_lot::Mutex::new(None),
             functions: parking_lot::Mutex::new(Vec::new()),
         }
     }
@@ -67,6 +75,35 @@ impl AsyncRuntime {
     /// The per-host adaptive limits shared by every query of the session.
     pub(crate) fn adaptive(&self) -> &Arc<Adaptive> {
         &self.adaptive
+    }
+
+    /// The session's identical idempotent calls in flight.
+    pub(crate) fn merger(&self) -> &Arc<Merger> {
+        &self.merger
+    }
+
+    /// The journal `settings` name (`async_udf.journal`), opened at its first
+    /// use; `None` when it is off. An error names the journal and says how to
+    /// recover.
+    pub(crate) fn journal(
+        &self,
+        settings: &AsyncUdfConfig,
+    ) -> datafusion::common::Result<Option<Arc<Journal>>> {
+        let location = settings.journal.trim();
+        let mut current = self.journal.lock();
+        if location.is_empty() {
+            *current = None;
+            return Ok(None);
+        }
+        if let Some((open, journal)) = current.as_ref() {
+            if open == location {
+                journal.set_ttl(settings.journal_ttl.0);
+                return Ok(Some(Arc::clone(journal)));
+            }
+        }
+        let journal = Journal::open(location, settings.journal_ttl.0)?;
+        *current = Some((location.to_string(), Arc::clone(&journal)));
+        Ok(Some(journal))
     }
 
     /// The session's queries: each one's share of the budget, the jobs running.

@@ -105,6 +105,14 @@ pub struct Args {
     )]
     pub object_store_profiling: InstrumentedObjectStoreMode,
 
+    /// The call journal (`async_udf.journal`): a file path, or
+    /// `redis://host:port/db` for a cluster.
+    #[arg(
+        long,
+        help = "Record every call's final answer in this journal (a file, or redis://host:port/db) and replay answered calls on a rerun"
+    )]
+    pub journal: Option<String>,
+
     /// Run the statements on the Ballista scheduler at this host (with
     /// `--port`), as ballista-cli does.
     #[cfg(feature = "ballista")]

@@ -134,6 +134,9 @@ async fn run(args: Args) -> Result<()> {
     };
     #[cfg(not(feature = "ballista"))]
     let ctx = session(&args, Arc::clone(&registry)).await?;
+    if let Some(journal) = &args.journal {
+        use_journal(&ctx, journal)?;
+    }
     let progress = crate::AsyncRuntime::of(&ctx)
         .ok()
         .filter(|_| progress::wanted(args.quiet))
@@ -251,6 +254,19 @@ async fn queries(
             Err(DataFusionError::Execution("interrupted (Ctrl-C)".into()))
         }
     }
+}
+
+/// Sets `async_udf.journal` and opens it: a journal that cannot be used is
+/// an error before the first statement.
+fn use_journal(ctx: &SessionContext, journal: &str) -> Result<()> {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let options = state.config_mut().options_mut();
+    options.set("async_udf.journal", journal)?;
+    let settings: crate::AsyncUdfConfig = crate::config::get(options);
+    drop(state);
+    crate::AsyncRuntime::of(ctx)?.journal(&settings)?;
+    Ok(())
 }
 
 /// A session set up like datafusion-cli's, with everything of this crate registered.

@@ -36,6 +36,10 @@ pub struct CallStats {
     pub errors: Count,
     /// Rows emitted by the async operators.
     pub rows: Count,
+    /// Calls answered from the journal (nothing sent).
+    pub replayed: Count,
+    /// Calls that shared an identical call in flight (nothing sent).
+    pub merged: Count,
     /// Time calls waited for the client-side rate limiter.
     pub rate_wait: Time,
     /// The budget in force, for the utilization figure.
@@ -90,6 +94,8 @@ impl CallStats {
             throttled: Count::new(),
             errors: Count::new(),
             rows: Count::new(),
+            replayed: Count::new(),
+            merged: Count::new(),
             rate_wait: Time::new(),
             budget: AtomicUsize::new(0),
             by_kind: Mutex::new(BTreeMap::new()),
@@ -117,6 +123,8 @@ impl CallStats {
         count("retries", &stats.retries);
         count(throttled, &stats.throttled);
         count("errors", &stats.errors);
+        count("replayed", &stats.replayed);
+        count("merged", &stats.merged);
         MetricBuilder::new(metrics).build(MetricValue::Time {
             name: "rate_limit_wait".into(),
             time: stats.rate_wait.clone(),
@@ -201,6 +209,18 @@ pub fn rate_waited(d: Duration) {
     if !d.is_zero() {
         each(|s| s.rate_wait.add_duration(d));
     }
+}
+
+/// Records `n` calls answered from the journal.
+pub fn replayed(n: usize) {
+    if n > 0 {
+        each(|s| s.replayed.add(n));
+    }
+}
+
+/// Records a call that shared an identical one in flight.
+pub fn merged() {
+    each(|s| s.merged.add(1));
 }
 
 /// Records `n` rows emitted by an async operator.

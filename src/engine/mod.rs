@@ -25,6 +25,8 @@
 //!   window frees, across batch boundaries, output in input order.
 //! * **Metrics** ([`metrics`]): calls, retries, throttled answers, errors by kind, calls in
 //!   flight (peak, mean), latency percentiles, rate-limiter wait.
+//! * **Journal** ([`journal`]): final answers recorded under keys the functions
+//!   give, replayed by a rerun; identical idempotent calls in flight merged.
 //! * **Cancellation.** Nothing is spawned: dropping the returned future (a
 //!   cancelled query, a satisfied `LIMIT`) drops every call in flight, and the
 //!   first `Err` drops the rest.
@@ -36,6 +38,7 @@ mod chunks;
 mod context;
 mod flight;
 pub(crate) mod held;
+pub(crate) mod journal;
 mod lend;
 mod metric_view;
 pub mod metrics;
@@ -56,5 +59,5 @@ pub use ordered::map_ordered;
 pub use pipeline::{Accounts, pipeline};
 pub use rate::RateLimits;
 pub use retry::{GaveUp, RetryPolicy, Verdict, retry};
-pub use share::{Flow, Slot, Slots};
+pub use share::{Flow, Slot, Slots, current_flow};
 pub use window::Window;

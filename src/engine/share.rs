@@ -36,6 +36,9 @@ pub struct Flow {
     id: u64,
     weight: u32,
     stats: Arc<CallStats>,
+    /// Identical distinct calls so far, by their fingerprint's first 8 bytes
+    /// (see `journal::once`).
+    occurrences: Mutex<std::collections::HashMap<u64, u32>>,
 }
 
 static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
@@ -47,6 +50,7 @@ impl Flow {
             id: NEXT_FLOW.fetch_add(1, Ordering::Relaxed),
             weight: weight.max(1),
             stats: Arc::new(CallStats::new()),
+            occurrences: Mutex::default(),
         })
     }
 
@@ -57,6 +61,14 @@ impl Flow {
 
     pub fn weight(&self) -> u32 {
         self.weight
+    }
+
+    /// How many calls with this fingerprint the query made before this one.
+    pub fn occurrence(&self, fingerprint: u64) -> u32 {
+        let mut seen = self.occurrences.lock();
+        let n = seen.entry(fingerprint).or_default();
+        *n += 1;
+        *n - 1
     }
 
     /// What this flow's calls did.

@@ -16,6 +16,7 @@
 mod args;
 mod docs;
 mod func;
+mod journal;
 mod output;
 mod rows;
 mod send;

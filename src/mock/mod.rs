@@ -180,6 +180,13 @@ impl MockApi {
         self.state.counters.reset();
         self.state.faults.reset();
         self.state.per_id.lock().clear();
+        self.state.keys_per_id.lock().clear();
+    }
+
+    /// The `Idempotency-Key` header of every request to `/echo`, per id, in
+    /// arrival order (`None`: it had none).
+    pub fn idempotency_keys_by_id(&self) -> std::collections::HashMap<String, Vec<Option<String>>> {
+        self.state.keys_per_id.lock().clone()
     }
 
     /// Requests received so far per id (the `id` query parameter of the

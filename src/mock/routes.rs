@@ -94,6 +94,15 @@ async fn echo(
         state.counters.proxied();
     }
     let key = query.get("id").cloned().unwrap_or_else(|| uri.to_string());
+    let idempotency = headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    state
+        .keys_per_id
+        .lock()
+        .entry(key.clone())
+        .or_default()
+        .push(idempotency);
     let headers: BTreeMap<String, String> = headers
         .iter()
         .map(|(k, v)| {

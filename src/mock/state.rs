@@ -20,6 +20,8 @@ pub(crate) struct State {
     pub(super) next_id: AtomicU64,
     /// Requests received per id (the `id` query parameter or the route's key).
     pub(crate) per_id: parking_lot::Mutex<HashMap<String, u64>>,
+    /// The `Idempotency-Key` each request to `/echo` carried, per id.
+    pub(crate) keys_per_id: parking_lot::Mutex<HashMap<String, Vec<Option<String>>>>,
 }
 
 impl std::fmt::Debug for State {
@@ -38,6 +40,7 @@ impl State {
             faults: FaultState::default(),
             next_id: AtomicU64::new(0),
             per_id: parking_lot::Mutex::default(),
+            keys_per_id: parking_lot::Mutex::default(),
         }
     }
 

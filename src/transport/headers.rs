@@ -59,6 +59,18 @@ impl Headers {
         Self { text, ends }
     }
 
+    /// Headers of `(name, value)` pairs as [`Self::iter`] gives them.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut out = Self::default();
+        for (name, value) in pairs {
+            out.text.push_str(name);
+            let name_end = offset(&out.text);
+            out.text.push_str(value);
+            out.ends.push((name_end, offset(&out.text)));
+        }
+        out
+    }
+
     /// The `(name, value)` pairs, one per name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut start = 0;

@@ -17,6 +17,9 @@ mod exactly_once;
 mod expr_fn;
 mod guards;
 mod jobs;
+mod journal;
+#[cfg(feature = "cli")]
+mod journal_cli;
 mod map_in_batches;
 mod memory;
 mod noop;

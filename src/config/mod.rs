@@ -6,13 +6,12 @@
 
 use std::any::Any;
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use datafusion::common::config::{
     ConfigEntry, ConfigExtension, ConfigField, ConfigNonZeroUsize, ExtensionOptions, Visit,
 };
-use datafusion::common::{DataFusionError, Result, config_datafusion_err, config_err};
+use datafusion::common::{Result, config_datafusion_err, config_err};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{LogicalPlan, Statement};
 use datafusion::prelude::SessionContext;
@@ -116,6 +115,12 @@ macro_rules! namespace {
     };
 }
 
+mod http;
+mod values;
+
+pub use http::HttpConfig;
+pub use values::{IdempotencyKey, OnError, Ttl};
+
 namespace! {
     /// Engine settings shared by every async function (`async_udf.*`).
     AsyncUdfConfig = "async_udf" {
@@ -166,6 +171,15 @@ namespace! {
         retry_initial_ms: u64 = 100,
         /// Cap of every backoff delay in ms, retry_after hints included.
         retry_max_ms: u64 = 30_000,
+        /// Where the call journal lives: empty = off; a file path = an embedded
+        /// crash-safe store (one process at a time); redis://host:port/db = a
+        /// Redis server a cluster shares. Final answers are recorded before
+        /// their rows leave the operator, and a rerun replays them instead of
+        /// calling again.
+        journal: String = String::new(),
+        /// How long a recorded answer is replayed (e.g. 90s, 30m, 24h, 7d);
+        /// older entries are purged.
+        journal_ttl: Ttl = Ttl::default(),
     }
 }
 
@@ -184,104 +198,11 @@ impl AsyncUdfConfig {
     }
 }
 
-impl HttpConfig {
-    /// The retry policy of HTTP requests: the `http.` keys that are set, the
-    /// `async_udf.` ones for the others.
-    pub(crate) fn retry_policy(&self, engine: &AsyncUdfConfig) -> RetryPolicy {
-        retry_policy(
-            self.max_retries.unwrap_or(engine.max_retries),
-            self.retry_initial_ms.unwrap_or(engine.retry_initial_ms),
-            self.retry_max_ms.unwrap_or(engine.retry_max_ms),
-        )
-    }
-
-    /// What a failed HTTP row does: `http.on_error` if set, else `async_udf.on_error`.
-    pub(crate) fn row_errors(&self, engine: &AsyncUdfConfig) -> OnError {
-        self.on_error.unwrap_or(engine.on_error)
-    }
-}
-
-fn retry_policy(max_retries: u32, initial_ms: u64, max_ms: u64) -> RetryPolicy {
+pub(crate) fn retry_policy(max_retries: u32, initial_ms: u64, max_ms: u64) -> RetryPolicy {
     RetryPolicy::new()
         .with_max_retries(max_retries)
         .with_initial(Duration::from_millis(initial_ms))
         .with_max(Duration::from_millis(max_ms))
-}
-
-namespace! {
-    /// Settings of the HTTP functions (`http.*`).
-    HttpConfig = "http" {
-        /// Time limit of one request in ms, from connecting until the whole body is
-        /// read (0 = no limit).
-        timeout_ms: u64 = 30_000,
-        /// What a failed row does: 'row' puts the error into the row's result,
-        /// 'fail' fails the query with an error naming the row and URL. Unset:
-        /// async_udf.on_error.
-        on_error: Option<OnError> = None,
-        /// Largest response body read, in bytes; a longer body is cut off and the
-        /// row gets an error.
-        max_body_bytes: u64 = 10 * 1024 * 1024,
-        /// Retries of a transient failure (429, 502, 503, 504, connect error,
-        /// timeout, broken connection); other 4xx are never retried. Unset:
-        /// async_udf.max_retries.
-        max_retries: Option<u32> = None,
-        /// Upper bound of the first backoff delay in ms (full jitter, doubling).
-        /// Unset: async_udf.retry_initial_ms.
-        retry_initial_ms: Option<u64> = None,
-        /// Cap of every backoff delay in ms, Retry-After included. Unset:
-        /// async_udf.retry_max_ms.
-        retry_max_ms: Option<u64> = None,
-        /// Retry requests whose method is not idempotent (POST, PATCH, other
-        /// methods) too; GET, HEAD, PUT, DELETE and OPTIONS are always retried.
-        /// Off by default: a POST that timed out may have been applied, and
-        /// sending it again may apply it twice.
-        retry_non_idempotent: bool = false,
-        /// The former name of retry_non_idempotent (either one turns it on).
-        retry_post: bool = false,
-        /// Time limit of one row in ms, all attempts and delays included (0 = none).
-        total_timeout_ms: u64 = 0,
-        /// Requests per second per target host, shared by all queries of the
-        /// session (0 = unlimited; fractions allowed: 120/min is 2.0); per
-        /// executor process on a Ballista cluster.
-        requests_per_second: f64 = 0.0,
-        /// Adapt each host's calls in flight and send rate to what it answers:
-        /// 502/503/504 and refused connections cut its limit to 0.9 × its calls
-        /// in flight (once per round trip), clean answers grow it back by one per
-        /// round trip; a 429 caps its send rate at 0.9 × its clean answers of the
-        /// last second, growing back 0.5 requests/s per second. Within
-        /// async_udf.max_in_flight and http.requests_per_second (hard caps).
-        /// false: fixed limits only.
-        adaptive: bool = true,
-        /// Hosts that may be called, comma-separated; '*.example.com' matches
-        /// subdomains; empty = all. Checked before connecting and after redirects.
-        allowed_hosts: String = String::new(),
-        /// Redirects followed per request.
-        max_redirects: u32 = 10,
-        /// Time limit for opening a connection (TCP and TLS) in ms.
-        connect_timeout_ms: u64 = 10_000,
-        /// Send Accept-Encoding and decode gzip, deflate, brotli and zstd answers
-        /// (max_body_bytes applies to the decoded size).
-        compression: bool = true,
-        /// Proxy for every request, e.g. 'http://proxy:3128'; empty: the
-        /// HTTP_PROXY / HTTPS_PROXY / ALL_PROXY environment variables. NO_PROXY is
-        /// honoured either way.
-        proxy: String = String::new(),
-        /// PEM file of CA certificates to trust besides the built-in roots.
-        ca_file: String = String::new(),
-        /// PEM file of the client certificate for mutual TLS (with client_key).
-        client_cert: String = String::new(),
-        /// PEM file of the client certificate's private key (with client_cert).
-        client_key: String = String::new(),
-        /// Accept any server certificate, expired, self-signed or for another
-        /// host. For development only: it disables the protection TLS gives.
-        tls_insecure: bool = false,
-        /// The User-Agent header (empty: datafusion-async-udf/VERSION).
-        user_agent: String = String::new(),
-        /// More header names whose values are secret (comma-separated), besides
-        /// authorization, proxy-authorization, cookie and x-api-key: never shown in
-        /// errors, plans or logs.
-        secret_headers: String = String::new(),
-    }
 }
 
 /// Adds both namespaces to `options` (keeping values already set).
@@ -323,49 +244,3 @@ pub fn reset_variable(ctx: &SessionContext, plan: &LogicalPlan) -> Option<Result
     Some(state.config_mut().options_mut().set(key, "default"))
 }
 
-/// What to do when one row's call fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnError {
-    /// The error goes into that row's result; other rows are unaffected.
-    #[default]
-    Row,
-    /// The query fails with an error naming the row.
-    Fail,
-}
-
-impl FromStr for OnError {
-    type Err = DataFusionError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "row" => Ok(Self::Row),
-            "fail" => Ok(Self::Fail),
-            other => config_err!("on_error must be 'row' or 'fail', got '{other}'"),
-        }
-    }
-}
-
-impl fmt::Display for OnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Row => "row",
-            Self::Fail => "fail",
-        })
-    }
-}
-
-impl ConfigField for OnError {
-    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
-        v.some(key, self, description);
-    }
-
-    fn set(&mut self, _key: &str, value: &str) -> Result<()> {
-        *self = value.parse()?;
-        Ok(())
-    }
-
-    fn reset(&mut self, _key: &str) -> Result<()> {
-        *self = Self::default();
-        Ok(())
-    }
-}
