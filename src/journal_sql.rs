@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result, ScalarValue, plan_err};
@@ -18,10 +20,17 @@ use crate::engine::journal::Journal;
 use crate::runtime::{AsyncRuntime, Bound};
 
 /// The journal `settings` name, or an error saying how to turn one on.
-fn journal(runtime: &AsyncRuntime, settings: &AsyncUdfConfig, function: &str) -> Result<Arc<Journal>> {
-    match runtime.journal(settings)? {
-        Some(journal) => Ok(journal),
-        None => plan_err!("{function}: no journal is on; SET async_udf.journal = 'PATH' (or 'redis://host:port/db') first"),
+fn journal(
+    runtime: &AsyncRuntime,
+    settings: &AsyncUdfConfig,
+    function: &str,
+) -> Result<Arc<Journal>> {
+    if let Some(journal) = runtime.journal(settings)? {
+        Ok(journal)
+    } else {
+        plan_err!(
+            "{function}: no journal is on; SET async_udf.journal = 'PATH' (or 'redis://host:port/db') first"
+        )
     }
 }
 
@@ -54,13 +63,21 @@ impl TableFunctionImpl for JournalTable {
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter(
-                entries.iter().map(|e| e.recorded.as_ref().map(|r| r.function.clone())),
+                entries
+                    .iter()
+                    .map(|e| e.recorded.as_ref().map(|r| r.function.clone())),
             )),
-            Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.key.clone()))),
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|e| e.key.clone()),
+            )),
             Arc::new(Int32Array::from_iter(
-                entries.iter().map(|e| e.recorded.as_ref().map(|r| i32::from(r.status))),
+                entries
+                    .iter()
+                    .map(|e| e.recorded.as_ref().map(|r| i32::from(r.status))),
             )),
-            Arc::new(Int64Array::from_iter_values(entries.iter().map(|e| e.bytes as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                entries.iter().map(|e| e.bytes as i64),
+            )),
             Arc::new(
                 TimestampMillisecondArray::from_iter(
                     entries
@@ -69,7 +86,9 @@ impl TableFunctionImpl for JournalTable {
                 )
                 .with_timezone("UTC"),
             ),
-            Arc::new(Int64Array::from_iter_values(entries.iter().map(|e| e.replayed as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                entries.iter().map(|e| e.replayed as i64),
+            )),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
@@ -107,7 +126,7 @@ impl std::hash::Hash for ClearJournal {
 }
 
 impl ScalarUDFImpl for ClearJournal {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "async_journal_clear"
     }
 
@@ -124,6 +143,8 @@ impl ScalarUDFImpl for ClearJournal {
         let settings: AsyncUdfConfig = config::get(&args.config_options);
         let journal = journal(&runtime, &settings, self.name())?;
         let cleared = journal.clear_now()?;
-        Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(cleared as i64))))
+        Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(
+            cleared as i64,
+        ))))
     }
 }

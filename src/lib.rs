@@ -53,8 +53,8 @@ mod documented;
 mod engine;
 pub mod expr_fn;
 mod http;
-mod journal_sql;
 pub mod jobs;
+mod journal_sql;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod noop;

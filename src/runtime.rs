@@ -95,11 +95,9 @@ impl AsyncRuntime {
             *current = None;
             return Ok(None);
         }
-        if let Some((open, journal)) = current.as_ref() {
-            if open == location {
-                journal.set_ttl(settings.journal_ttl.0);
-                return Ok(Some(Arc::clone(journal)));
-            }
+        if let Some((_, journal)) = current.as_ref().filter(|(open, _)| open == location) {
+            journal.set_ttl(settings.journal_ttl.0);
+            return Ok(Some(Arc::clone(journal)));
         }
         let journal = Journal::open(location, settings.journal_ttl.0)?;
         *current = Some((location.to_string(), Arc::clone(&journal)));

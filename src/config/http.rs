@@ -104,4 +104,3 @@ impl HttpConfig {
         self.on_error.unwrap_or(engine.on_error)
     }
 }
-

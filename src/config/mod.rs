@@ -243,4 +243,3 @@ pub fn reset_variable(ctx: &SessionContext, plan: &LogicalPlan) -> Option<Result
     let mut state = state.write();
     Some(state.config_mut().options_mut().set(key, "default"))
 }
-

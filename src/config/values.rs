@@ -65,9 +65,7 @@ impl FromStr for Ttl {
         };
         match n.parse::<u64>() {
             Ok(n) if ms > 0 && n > 0 => Ok(Self(Duration::from_millis(n.saturating_mul(ms)))),
-            _ => config_err!(
-                "expected a positive duration such as 90s, 30m, 24h or 7d, got '{s}'"
-            ),
+            _ => config_err!("expected a positive duration such as 90s, 30m, 24h or 7d, got '{s}'"),
         }
     }
 }
@@ -75,8 +73,13 @@ impl FromStr for Ttl {
 impl fmt::Display for Ttl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-            if ms % size == 0 {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }
@@ -144,8 +147,18 @@ mod tests {
 
     #[test]
     fn durations_read_and_print_with_units() {
-        for (text, secs) in [("24h", 86_400), ("90s", 90), ("30m", 1800), ("7d", 604_800), ("15", 15)] {
-            assert_eq!(text.parse::<Ttl>().unwrap().0, Duration::from_secs(secs), "{text}");
+        for (text, secs) in [
+            ("24h", 86_400),
+            ("90s", 90),
+            ("30m", 1800),
+            ("7d", 604_800),
+            ("15", 15),
+        ] {
+            assert_eq!(
+                text.parse::<Ttl>().unwrap().0,
+                Duration::from_secs(secs),
+                "{text}"
+            );
         }
         assert_eq!(Ttl::default().to_string(), "1d");
         assert_eq!("90m".parse::<Ttl>().unwrap().to_string(), "90m");

@@ -16,11 +16,11 @@ use super::args::check;
 use super::rows::RowArgs;
 use super::{Kind, Policy, Session, journal, output, send};
 use crate::config::{self, AsyncUdfConfig, HttpConfig, IdempotencyKey, OnError};
-use crate::engine::journal::{Lead, Once, Recorded, Step, Value};
+use crate::engine::journal::{Lead, Once, Value};
 use crate::engine::{current_flow, held, map_ordered, metrics};
-use futures::future::BoxFuture;
 use crate::runtime::{AsyncRuntime, Bound};
 use crate::transport::{ErrorKind, Outcome, Request, redact};
+use futures::future::BoxFuture;
 
 /// An HTTP function, bound to a session's [`AsyncRuntime`] (or not yet:
 /// built by [`crate::expr_fn`], bound when the query is planned).
@@ -75,7 +75,7 @@ impl HttpFunc {
     /// answered with `outcome`; the commit to wait for, if it is recorded.
     fn finish(&self, lead: Lead, outcome: &Outcome) -> Option<BoxFuture<'static, Result<()>>> {
         let name = self.name();
-        let entry = journal::is_final(outcome).then(|| || journal::entry(name, outcome));
+        let entry = journal::is_final(outcome).then_some(|| journal::entry(name, outcome));
         lead.finish(|| Arc::new(outcome.clone()) as Value, entry)
     }
 }
@@ -144,32 +144,14 @@ impl AsyncScalarUDFImpl for HttpFunc {
             .iter()
             .map(|&i| rows.request(i, runtime.secrets()))
             .collect();
-        let keys: Vec<_> = requests
-            .iter()
-            .map(|r| {
-                let secret = &policy.transport.secret_headers;
-                r.as_ref()
-                    .ok()
-                    .map(|r| journal::fingerprint(self.name(), r, once.salt(), secret))
-            })
-            .collect();
-        let steps = once.steps(&keys).await?;
+        let secret = &policy.transport.secret_headers;
+        let journal::Sorted {
+            mut outcomes,
+            to_send,
+            followers,
+        } = journal::sort(self.name(), once, secret, called, requests).await?;
         let on_error = http.row_errors(&engine);
         let keyed = http.idempotency_key == IdempotencyKey::Auto;
-        let mut outcomes: Vec<(usize, Box<Outcome>)> = Vec::new();
-        let mut to_send = Vec::new();
-        let mut followers = Vec::new();
-        for ((i, request), step) in called.into_iter().zip(requests).zip(steps) {
-            match (request, step) {
-                (Ok(request), Some(Step::Replay(key, r))) => match journal::replay(r.answer) {
-                    Some(outcome) => outcomes.push((i, Box::new(outcome))),
-                    None => to_send.push((i, Ok(request), Some(once.lead_again(key)))),
-                },
-                (Ok(request), Some(Step::Follow(f))) => followers.push((i, request, f)),
-                (Ok(request), Some(Step::Lead(lead))) => to_send.push((i, Ok(request), Some(lead))),
-                (request, _) => to_send.push((i, request, None)),
-            }
-        }
         let replayed = outcomes.len();
         held::calls_done(replayed);
         metrics::replayed(replayed);
@@ -178,10 +160,8 @@ impl AsyncScalarUDFImpl for HttpFunc {
             // the exchange with its request in one box, made once: the row's
             // own future (moved a few times before it runs) holds the box only
             let exchange = request.map(|mut request| {
-                if let Some(lead) = lead.as_ref().filter(|_| keyed) {
-                    if lead.distinct() {
-                        journal::add_idempotency_key(&mut request, &lead.token());
-                    }
+                if let Some(lead) = lead.as_ref().filter(|l| keyed && l.distinct()) {
+                    journal::add_idempotency_key(&mut request, &lead.token());
                 }
                 Box::pin(send(session, request, policy))
             });
@@ -190,7 +170,11 @@ impl AsyncScalarUDFImpl for HttpFunc {
                     Ok(exchange) => exchange.await,
                     Err(reason) => Box::new(Outcome::failed(ErrorKind::Invalid, reason)),
                 };
-                let commit = lead.and_then(|lead| self.finish(lead, &outcome));
+                // the call holds its slot until its answer is recorded: the
+                // calls not recorded are at most the budget
+                if let Some(commit) = lead.and_then(|lead| self.finish(lead, &outcome)) {
+                    commit.await?;
+                }
                 if outcome.error.is_some() {
                     metrics::failed(outcome.kind.label());
                 }
@@ -201,27 +185,21 @@ impl AsyncScalarUDFImpl for HttpFunc {
                         self.name(),
                         redact(rows.url(i))
                     ),
-                    _ => Ok((i, outcome, commit)),
+                    _ => Ok((i, outcome)),
                 }
             }
         };
-        let sent = map_ordered(slots, to_send, |(i, request, lead)| exchange(i, request, lead));
+        let sent = map_ordered(slots, to_send, |(i, request, lead)| {
+            exchange(i, request, lead)
+        });
         let followed = futures::future::join_all(followers.into_iter().map(|(i, request, f)| {
             async move {
-                let outcome = match f.wait().await {
-                    // an answer in flight, or one its leader found recorded
-                    Ok(value) => match value.downcast_ref::<Recorded>() {
-                        Some(r) => journal::replay(r.answer.clone()).map(Box::new),
-                        None => value.downcast_ref::<Outcome>().cloned().map(Box::new),
-                    },
-                    Err(_) => None,
-                };
-                match outcome {
+                match f.wait().await.ok().and_then(|v| journal::shared(&v)) {
                     Some(outcome) => {
                         metrics::merged();
                         held::call_done();
                         held::hold(outcome.held_bytes());
-                        Ok((i, outcome, None))
+                        Ok((i, outcome))
                     }
                     // the call it followed was dropped: its own
                     None => exchange(i, Ok(request), None).await,
@@ -229,13 +207,10 @@ impl AsyncScalarUDFImpl for HttpFunc {
             }
         }));
         let (sent, followed) = futures::join!(sent, followed);
-        let mut commits = Vec::new();
-        for (i, outcome, commit) in sent?.into_iter().chain(followed.into_iter().collect::<Result<Vec<_>>>()?) {
-            outcomes.push((i, outcome));
-            commits.extend(commit);
+        outcomes.extend(sent?);
+        for followed in followed {
+            outcomes.push(followed?);
         }
-        // no row leaves before its answer is recorded
-        futures::future::try_join_all(commits).await?;
 
         let mut column = vec![None; args.number_rows];
         for (i, outcome) in outcomes {

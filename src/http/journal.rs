@@ -6,7 +6,11 @@ use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::engine::journal::{Fingerprint, Key, Mode, Reader, Recorded, Writer, recorded};
+use datafusion::common::Result;
+
+use crate::engine::journal::{
+    Fingerprint, Follower, Key, Lead, Mode, Once, Reader, Recorded, Step, Value, Writer, recorded,
+};
 use crate::transport::{Body, ErrorKind, Headers, Outcome, Request, SecretHeaders};
 
 /// The `Idempotency-Key` header (IETF httpapi draft).
@@ -33,7 +37,10 @@ pub(crate) fn fingerprint(
         .iter()
         .map(|(n, v)| (n.as_str(), v))
         .collect();
-    headers.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
+    headers.sort_by(|a, b| {
+        a.0.cmp(b.0)
+            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+    });
     for (name, value) in headers {
         f.part(name.as_bytes());
         let hidden = secret.is_secret(name) || request.secret_headers.iter().any(|h| h == name);
@@ -58,10 +65,69 @@ fn mode(method: &Method) -> Mode {
 /// Adds `Idempotency-Key: "token"` (a structured-field string) unless the
 /// request has one of its own.
 pub(crate) fn add_idempotency_key(request: &mut Request, token: &str) {
-    if !request.headers.contains_key(&IDEMPOTENCY_KEY) {
-        if let Ok(value) = HeaderValue::from_str(&format!("\"{token}\"")) {
-            request.headers.insert(IDEMPOTENCY_KEY, value);
+    if request.headers.contains_key(&IDEMPOTENCY_KEY) {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{token}\"")) {
+        request.headers.insert(IDEMPOTENCY_KEY, value);
+    }
+}
+
+/// An invocation's rows by what they need: answered from the journal, to
+/// send (a request, or why there is none), or to wait for an identical call.
+pub(crate) struct Sorted {
+    pub outcomes: Vec<(usize, Box<Outcome>)>,
+    pub to_send: Vec<(usize, Result<Request, String>, Option<Lead>)>,
+    pub followers: Vec<(usize, Request, Follower)>,
+}
+
+/// Sorts the rows `called` of `function` (their `requests`) with `once`.
+pub(crate) async fn sort(
+    function: &str,
+    once: &Once<'_>,
+    secret: &SecretHeaders,
+    called: Vec<usize>,
+    requests: Vec<Result<Request, String>>,
+) -> Result<Sorted> {
+    let keys: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .ok()
+                .map(|r| fingerprint(function, r, once.salt(), secret))
+        })
+        .collect();
+    let steps = once.steps(&keys).await?;
+    let mut sorted = Sorted {
+        outcomes: Vec::new(),
+        to_send: Vec::new(),
+        followers: Vec::new(),
+    };
+    for ((i, request), step) in called.into_iter().zip(requests).zip(steps) {
+        match (request, step) {
+            (Ok(request), Some(Step::Replay(key, r))) => match replay(r.answer) {
+                Some(outcome) => sorted.outcomes.push((i, Box::new(outcome))),
+                // an entry this version cannot read: sent again
+                None => sorted
+                    .to_send
+                    .push((i, Ok(request), Some(once.lead_again(key)))),
+            },
+            (Ok(request), Some(Step::Follow(f))) => sorted.followers.push((i, request, f)),
+            (Ok(request), Some(Step::Lead(lead))) => {
+                sorted.to_send.push((i, Ok(request), Some(lead)));
+            }
+            (request, _) => sorted.to_send.push((i, request, None)),
         }
+    }
+    Ok(sorted)
+}
+
+/// The outcome an identical call shared: an answer in flight, or one its
+/// leader found recorded.
+pub(crate) fn shared(value: &Value) -> Option<Box<Outcome>> {
+    match value.downcast_ref::<Recorded>() {
+        Some(r) => replay(r.answer.clone()).map(Box::new),
+        None => value.downcast_ref::<Outcome>().cloned().map(Box::new),
     }
 }
 
@@ -176,18 +242,44 @@ mod tests {
     fn fingerprints_differ_by_what_is_sent_and_merge_only_idempotent_methods() {
         let secret = SecretHeaders::default();
         let salt = [7; 32];
-        let (a, mode) = fingerprint("http_post", &request(Method::POST, "Bearer x"), &salt, &secret);
+        let (a, mode) = fingerprint(
+            "http_post",
+            &request(Method::POST, "Bearer x"),
+            &salt,
+            &secret,
+        );
         assert_eq!(mode, Mode::Distinct);
-        let (b, _) = fingerprint("http_post", &request(Method::POST, "Bearer y"), &salt, &secret);
+        let (b, _) = fingerprint(
+            "http_post",
+            &request(Method::POST, "Bearer y"),
+            &salt,
+            &secret,
+        );
         assert_ne!(a, b, "the secret enters the key");
-        let (c, _) = fingerprint("http_post", &request(Method::POST, "Bearer x"), &[8; 32], &secret);
+        let (c, _) = fingerprint(
+            "http_post",
+            &request(Method::POST, "Bearer x"),
+            &[8; 32],
+            &secret,
+        );
         assert_ne!(a, c, "through a keyed hash");
-        let (d, mode) = fingerprint("http_put", &request(Method::PUT, "Bearer x"), &salt, &secret);
+        let (d, mode) = fingerprint(
+            "http_put",
+            &request(Method::PUT, "Bearer x"),
+            &salt,
+            &secret,
+        );
         assert_eq!(mode, Mode::Merge);
         assert_ne!(a, d);
         assert_eq!(
             a,
-            fingerprint("http_post", &request(Method::POST, "Bearer x"), &salt, &secret).0
+            fingerprint(
+                "http_post",
+                &request(Method::POST, "Bearer x"),
+                &salt,
+                &secret
+            )
+            .0
         );
     }
 
@@ -203,10 +295,17 @@ mod tests {
             elapsed_ms: 35,
         };
         assert!(is_final(&outcome));
-        let entry = entry("http_get", &outcome);
-        assert_eq!(entry.status, 404);
-        let back = replay(entry.answer).unwrap();
-        assert_eq!(back, Outcome { attempts: 0, elapsed_ms: 0, ..outcome });
+        let recorded = entry("http_get", &outcome);
+        assert_eq!(recorded.status, 404);
+        let back = replay(recorded.answer).unwrap();
+        assert_eq!(
+            back,
+            Outcome {
+                attempts: 0,
+                elapsed_ms: 0,
+                ..outcome
+            }
+        );
         let bytes = Outcome {
             status: Some(200),
             body: Some(Body::Bytes(Bytes::from_static(b"\x00\xff"))),
@@ -214,8 +313,17 @@ mod tests {
         };
         assert_eq!(replay(entry("f", &bytes).answer).unwrap().body, bytes.body);
         for status in [None, Some(408), Some(429), Some(500), Some(503)] {
-            assert!(!is_final(&Outcome { status, ..Outcome::default() }), "{status:?}");
+            assert!(
+                !is_final(&Outcome {
+                    status,
+                    ..Outcome::default()
+                }),
+                "{status:?}"
+            );
         }
-        assert!(is_final(&Outcome { status: Some(302), ..Outcome::default() }));
+        assert!(is_final(&Outcome {
+            status: Some(302),
+            ..Outcome::default()
+        }));
     }
 }

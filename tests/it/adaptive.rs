@@ -68,7 +68,7 @@ async fn a_row_waiting_to_retry_holds_no_budget_slot() {
     .await;
     let sql = format!(
         "SELECT count(*) FROM generate_series(1, 40) \
-         WHERE http_get(CASE WHEN value <= 2 THEN '{}' ELSE '{}?id=' || value END)['status'] > 0",
+         WHERE http_get(CASE WHEN value <= 2 THEN '{}&id=' || value ELSE '{}?id=' || value END)['status'] > 0",
         api.url("/status/429?retry_after=2"),
         api.url("/v1/images/search")
     );

@@ -75,7 +75,9 @@ async fn json_functions_noop_and_set_are_registered() {
             "SELECT json_get_str(http_get('{url}?id=c' || value)['body'], 0, 'id') AS id \
              FROM generate_series(1, 3)"
         ),
-        format!("COPY (SELECT http_get('{url}') FROM generate_series(1, 9)) TO 'x' STORED AS NOOP"),
+        format!(
+            "COPY (SELECT http_get('{url}?n=' || value) FROM generate_series(1, 9)) TO 'x' STORED AS NOOP"
+        ),
     ];
     blocking(move || {
         dfasync()

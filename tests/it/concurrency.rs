@@ -109,7 +109,7 @@ async fn null_urls_make_no_call() {
     let ctx = context();
     let url = api.url("/status/200");
     let sql = format!(
-        "COPY (SELECT http_get(CASE WHEN value % 2 = 0 THEN '{url}' END) FROM generate_series(1, 10)) \
+        "COPY (SELECT http_get(CASE WHEN value % 2 = 0 THEN '{url}?id=' || value END) FROM generate_series(1, 10)) \
          TO 'x' STORED AS NOOP"
     );
     assert_eq!(count(&ctx, &sql).await, 10);

@@ -64,8 +64,13 @@ async fn a_rerun_replays_every_answered_post_and_sends_nothing() {
     let keys = api.idempotency_keys_by_id();
     let mut seen = std::collections::HashSet::new();
     for (id, ks) in &keys {
-        let k = ks[0].clone().unwrap_or_else(|| panic!("id {id}: no Idempotency-Key"));
-        assert!(k.starts_with('"') && k.ends_with('"') && k.len() == 34, "{k}");
+        let k = ks[0]
+            .clone()
+            .unwrap_or_else(|| panic!("id {id}: no Idempotency-Key"));
+        assert!(
+            k.starts_with('"') && k.ends_with('"') && k.len() == 34,
+            "{k}"
+        );
         assert!(seen.insert(k), "a key reused for another payload");
     }
     // the same statement again, in the same session and in a new one
@@ -86,7 +91,10 @@ async fn a_rerun_replays_every_answered_post_and_sends_nothing() {
     let first = arrow::util::pretty::pretty_format_batches(&run(&ctx, &sql).await.unwrap())
         .unwrap()
         .to_string();
-    assert!(first.contains(r#"\"id\": 7"#) || first.contains(r#""id": 7"#), "{first}");
+    assert!(
+        first.contains(r#"\"id\": 7"#) || first.contains(r#""id": 7"#),
+        "{first}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,12 +112,18 @@ async fn identical_posts_stay_distinct_and_a_rerun_sends_only_the_extra_copies()
     };
     assert_eq!(two(&ctx, &same(10)).await, (10, 0));
     assert_eq!(api.requests_by_id()["same"], 10, "POSTs are never merged");
-    let keys: std::collections::HashSet<_> = api.idempotency_keys_by_id()["same"].iter().cloned().collect();
+    let keys: std::collections::HashSet<_> = api.idempotency_keys_by_id()["same"]
+        .iter()
+        .cloned()
+        .collect();
     assert_eq!(keys.len(), 10, "the k-th copy has its own key");
     assert_eq!(two(&ctx, &same(10)).await, (10, 10));
     assert_eq!(two(&ctx, &same(13)).await, (13, 10));
     assert_eq!(api.requests_by_id()["same"], 13);
-    let keys: std::collections::HashSet<_> = api.idempotency_keys_by_id()["same"].iter().cloned().collect();
+    let keys: std::collections::HashSet<_> = api.idempotency_keys_by_id()["same"]
+        .iter()
+        .cloned()
+        .collect();
     assert_eq!(keys.len(), 13);
 }
 
@@ -131,11 +145,21 @@ async fn identical_gets_are_sent_once_with_the_journal_and_merged_in_flight_with
     // with the journal: each URL once, for the TTL
     api.reset_stats();
     let dir = tempfile::tempdir().unwrap();
-    let ctx = session(dir.path().join("j").to_str().unwrap(), &["SET async_udf.max_in_flight = 256"]).await;
+    let ctx = session(
+        dir.path().join("j").to_str().unwrap(),
+        &["SET async_udf.max_in_flight = 256"],
+    )
+    .await;
     assert_eq!(count(&ctx, &sql).await, 10_000);
     let by_id = api.requests_by_id();
     assert_eq!((by_id.len(), total(&by_id)), (100, 100), "{by_id:?}");
-    assert!(api.idempotency_keys_by_id().values().flatten().all(Option::is_none), "GETs carry no key");
+    assert!(
+        api.idempotency_keys_by_id()
+            .values()
+            .flatten()
+            .all(Option::is_none),
+        "GETs carry no key"
+    );
     assert_eq!(count(&ctx, &sql).await, 10_000);
     assert_eq!(total(&api.requests_by_id()), 100);
 }
@@ -153,8 +177,16 @@ async fn idempotency_keys_follow_the_setting_and_a_key_of_the_call_wins() {
     run(&ctx, &post("off", "")).await.unwrap();
     assert_eq!(api.idempotency_keys_by_id()["off"], vec![None]);
     let ctx = context_set(["SET http.idempotency_key = 'auto'"]).await;
-    run(&ctx, &post("own", ", map(['Idempotency-Key'], ['\"mine-1\"'])")).await.unwrap();
-    assert_eq!(api.idempotency_keys_by_id()["own"], vec![Some("\"mine-1\"".to_string())]);
+    run(
+        &ctx,
+        &post("own", ", map(['Idempotency-Key'], ['\"mine-1\"'])"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        api.idempotency_keys_by_id()["own"],
+        vec![Some("\"mine-1\"".to_string())]
+    );
     // the same call gets the same key in another session (a rerun)
     run(&ctx, &post("again", "")).await.unwrap();
     let ctx = context_set(["SET async_udf.max_in_flight = 3"]).await;
@@ -162,8 +194,14 @@ async fn idempotency_keys_follow_the_setting_and_a_key_of_the_call_wins() {
     let keys = &api.idempotency_keys_by_id()["again"];
     assert_eq!(keys.len(), 2);
     assert!(keys[0].is_some() && keys[0] == keys[1], "{keys:?}");
-    let e = run(&ctx, "SET http.idempotency_key = 'sometimes'").await.unwrap_err().to_string();
-    assert!(e.contains("http.idempotency_key") && e.contains("'auto' or 'off'"), "{e}");
+    let e = run(&ctx, "SET http.idempotency_key = 'sometimes'")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("http.idempotency_key") && e.contains("'auto' or 'off'"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +210,11 @@ async fn no_secret_value_reaches_the_journal_file() {
     let api = mock(0).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j");
-    let ctx = session(path.to_str().unwrap(), &["SET http.secret_headers = 'x-custom-token'"]).await;
+    let ctx = session(
+        path.to_str().unwrap(),
+        &["SET http.secret_headers = 'x-custom-token'"],
+    )
+    .await;
     datafusion_async_udf::AsyncRuntime::of(&ctx)
         .unwrap()
         .secrets()
@@ -185,7 +227,11 @@ async fn no_secret_value_reaches_the_journal_file() {
     );
     assert_eq!(count(&ctx, &sql).await, 50);
     assert_eq!(count(&ctx, &sql).await, 50);
-    assert_eq!(total(&api.requests_by_id()), 50, "replayed with the secret in the key");
+    assert_eq!(
+        total(&api.requests_by_id()),
+        50,
+        "replayed with the secret in the key"
+    );
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() > 50 * 20, "the entries are in the file");
     assert!(
@@ -193,8 +239,12 @@ async fn no_secret_value_reaches_the_journal_file() {
         "a secret value is in the journal file"
     );
     assert!(bytes.windows(6).any(|w| w == b"\"body\""), "answers are");
-    let listing = common::run(&ctx, "SELECT * FROM async_journal()").await.unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&listing).unwrap().to_string();
+    let listing = common::run(&ctx, "SELECT * FROM async_journal()")
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&listing)
+        .unwrap()
+        .to_string();
     assert!(!text.contains(VALUE), "{text}");
 }
 
@@ -215,11 +265,21 @@ async fn the_journal_lists_and_clears_its_entries() {
     }
     assert_eq!(count(&ctx, "SELECT async_journal_clear()").await, 20);
     assert_eq!(count(&ctx, "SELECT count(*) FROM async_journal()").await, 0);
-    assert_eq!(two(&ctx, &posts(&api, 20)).await, (20, 0), "cleared: sent again");
+    assert_eq!(
+        two(&ctx, &posts(&api, 20)).await,
+        (20, 0),
+        "cleared: sent again"
+    );
     assert_eq!(total(&api.requests_by_id()), 40);
     let off = context_set(Vec::<String>::new()).await;
-    let e = run(&off, "SELECT * FROM async_journal()").await.unwrap_err().to_string();
-    assert!(e.contains("async_journal: no journal is on") && e.contains("SET async_udf.journal"), "{e}");
+    let e = run(&off, "SELECT * FROM async_journal()")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("async_journal: no journal is on") && e.contains("SET async_udf.journal"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,14 +289,16 @@ async fn a_journal_that_cannot_be_used_is_a_clear_error_at_query_start() {
     // not a journal: garbage
     let garbage = dir.path().join("garbage.journal");
     std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
-    // a journal cut in half
+    // a journal cut in half: a copy of a used one (a journal open in this
+    // process is not opened again)
+    let used = dir.path().join("used.journal");
     let cut = dir.path().join("cut.journal");
     {
-        let ctx = session(cut.to_str().unwrap(), &[]).await;
+        let ctx = session(used.to_str().unwrap(), &[]).await;
         assert_eq!(two(&ctx, &posts(&api, 200)).await, (200, 0));
     }
-    let len = std::fs::metadata(&cut).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&cut).unwrap().set_len(len / 2).unwrap();
+    let bytes = std::fs::read(&used).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let missing = dir.path().join("no/such/dir/j");
     for (path, why) in [
         (garbage.to_str().unwrap(), "move it away"),
@@ -247,7 +309,12 @@ async fn a_journal_that_cannot_be_used_is_a_clear_error_at_query_start() {
         let ctx = session(path, &[]).await;
         let before = total(&api.requests_by_id());
         let e = run(&ctx, &posts(&api, 5)).await.unwrap_err().to_string();
-        assert!(e.contains(&format!("async_udf.journal: cannot use the journal '{path}'")), "{e}");
+        assert!(
+            e.contains(&format!(
+                "async_udf.journal: cannot use the journal '{path}'"
+            )),
+            "{e}"
+        );
         assert!(e.contains(why), "{why} in {e}");
         assert_eq!(total(&api.requests_by_id()), before, "{path}: nothing sent");
     }

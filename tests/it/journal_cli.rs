@@ -45,7 +45,11 @@ async fn finish(cmd: Command) -> Output {
 /// The `ok,replayed` a finished job printed.
 fn counts(out: &Output) -> (usize, usize) {
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = text
         .lines()
         .find(|l| l.split(',').count() == 2 && l.split(',').all(|v| v.parse::<usize>().is_ok()))
@@ -58,8 +62,14 @@ fn counts(out: &Output) -> (usize, usize) {
 async fn until_requests(api: &MockApi, n: u64, child: &mut Child) {
     let start = Instant::now();
     while api.stats().requests < n {
-        assert!(child.try_wait().unwrap().is_none(), "the job ended before the kill");
-        assert!(start.elapsed() < Duration::from_secs(120), "the job does not start");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the job does not start"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -78,12 +88,18 @@ async fn kill_and_resume(journal: &str) {
     assert!(at_kill < N, "killed mid-way: {at_kill}");
     let (ok, replayed) = counts(&finish(job(&api, journal, N, budget)).await);
     assert_eq!(ok, N, "every row answered");
-    assert!(replayed >= at_kill - budget && replayed <= at_kill, "{replayed} replayed of {at_kill} sent");
+    assert!(
+        replayed >= at_kill - budget && replayed <= at_kill,
+        "{replayed} replayed of {at_kill} sent"
+    );
     let by_id: HashMap<String, u64> = api.requests_by_id();
     assert_eq!(by_id.len(), N, "every id called");
     let sent: u64 = by_id.values().sum();
     let extra = sent as usize - N;
-    assert!(extra <= budget, "{extra} sent twice: more than were in flight at the kill");
+    assert!(
+        extra <= budget,
+        "{extra} sent twice: more than were in flight at the kill"
+    );
     let keys = api.idempotency_keys_by_id();
     let twice: Vec<_> = by_id.iter().filter(|(_, n)| **n > 1).collect();
     assert_eq!(twice.len(), extra);
@@ -92,10 +108,17 @@ async fn kill_and_resume(journal: &str) {
         let ks = &keys[id];
         assert!(ks[0].is_some() && ks[0] == ks[1], "id {id}: keys {ks:?}");
     }
-    assert!(keys.values().flatten().all(Option::is_some), "every POST keyed");
+    assert!(
+        keys.values().flatten().all(Option::is_some),
+        "every POST keyed"
+    );
     let (ok, replayed) = counts(&finish(job(&api, journal, N, budget)).await);
     assert_eq!((ok, replayed), (N, N));
-    assert_eq!(api.requests_by_id().values().sum::<u64>(), sent, "the third run sends nothing");
+    assert_eq!(
+        api.requests_by_id().values().sum::<u64>(),
+        sent,
+        "the third run sends nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +147,9 @@ async fn a_second_process_on_one_journal_file_gets_a_clear_error() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains(&format!("async_udf.journal: cannot use the journal '{path}'"))
-            && text.contains("in use by another process"),
+        text.contains(&format!(
+            "async_udf.journal: cannot use the journal '{path}'"
+        )) && text.contains("in use by another process"),
         "{text}"
     );
 }
@@ -147,7 +171,10 @@ async fn redis_going_away_mid_job_fails_the_query_and_keeps_what_was_recorded() 
     let before = api.stats().requests;
     let out = finish(job(&api, &url, 10, 4)).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success() && text.contains("Redis is unreachable"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("Redis is unreachable"),
+        "{text}"
+    );
     assert_eq!(api.stats().requests, before);
 }
 
@@ -166,7 +193,10 @@ async fn a_journal_file_that_cannot_grow_fails_the_query_and_loses_nothing() {
     unsafe {
         cmd.pre_exec(move || {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit { rlim_cur: size, rlim_max: size };
+            let limit = libc::rlimit {
+                rlim_cur: size,
+                rlim_max: size,
+            };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -177,7 +207,9 @@ async fn a_journal_file_that_cannot_grow_fails_the_query_and_loses_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains(&format!("async_udf.journal '{path}': cannot record an answer")),
+        text.contains(&format!(
+            "async_udf.journal '{path}': cannot record an answer"
+        )),
         "{text}"
     );
     let first: u64 = api.requests_by_id().values().sum();
@@ -205,7 +237,14 @@ impl Redis {
             .port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -213,10 +252,17 @@ impl Redis {
             .expect("redis-server (Debian package redis-server; .ci/run installs it)");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "redis-server does not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "redis-server does not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self { child: Some(child), port, _dir: dir }
+        Self {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
     }
 
     fn url(&self) -> String {

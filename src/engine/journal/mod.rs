@@ -27,7 +27,7 @@ use datafusion::common::{DataFusionError, Result};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-pub use once::{Fingerprint, Lead, Merger, Mode, Once, Step, Value, recorded};
+pub use once::{Fingerprint, Follower, Lead, Merger, Mode, Once, Step, Value, recorded};
 pub use record::{Reader, Recorded, Writer};
 use store::Store;
 
@@ -219,7 +219,9 @@ impl Journal {
 
     /// Removes every entry; how many there were (on this thread).
     pub fn clear_now(&self) -> Result<usize> {
-        self.store.remove_where(|_| true).map_err(|e| self.failed(e))
+        self.store
+            .remove_where(|_| true)
+            .map_err(|e| self.failed(e))
     }
 }
 
@@ -254,17 +256,20 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Write>, journal: &Weak<Journal>
             .upgrade()
             .map_or(Duration::from_secs(86_400), |j| j.ttl());
         if !puts.is_empty() {
-            let entries: Vec<(Key, Vec<u8>)> =
-                puts.iter_mut().map(|(k, v, _)| (*k, std::mem::take(v))).collect();
+            let entries: Vec<(Key, Vec<u8>)> = puts
+                .iter_mut()
+                .map(|(k, v, _)| (*k, std::mem::take(v)))
+                .collect();
             let result = store.put_many(&entries, ttl);
             for (_, _, done) in puts {
                 done(result.clone());
             }
         }
-        if !bumps.is_empty() {
-            if let Err(e) = store.bump(&bumps, ttl) {
-                tracing::warn!("async_udf.journal: replays not counted: {e}");
-            }
+        if let Err(e) = (!bumps.is_empty())
+            .then(|| store.bump(&bumps, ttl))
+            .transpose()
+        {
+            tracing::warn!("async_udf.journal: replays not counted: {e}");
         }
     }
 }

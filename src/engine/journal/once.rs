@@ -252,13 +252,12 @@ impl Once<'_> {
             return *fingerprint;
         }
         let short = u64::from_le_bytes(fingerprint[..8].try_into().expect("8 bytes"));
-        let k = match self.flow {
-            Some(flow) => flow.occurrence(short),
-            None => {
-                let n = local.entry(short).or_default();
-                *n += 1;
-                *n - 1
-            }
+        let k = if let Some(flow) = self.flow {
+            flow.occurrence(short)
+        } else {
+            let n = local.entry(short).or_default();
+            *n += 1;
+            *n - 1
         };
         let mut h = blake3::Hasher::new();
         h.update(fingerprint);

@@ -7,6 +7,7 @@ const VERSION: u8 = 1;
 
 /// A recorded answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::struct_field_names)]
 pub struct Recorded {
     /// The function that made the call.
     pub function: String,
@@ -73,7 +74,8 @@ impl Writer {
         self.0.put_u64_le(v);
     }
     pub fn bytes(&mut self, v: &[u8]) {
-        self.0.put_u32_le(u32::try_from(v.len()).unwrap_or(u32::MAX));
+        self.0
+            .put_u32_le(u32::try_from(v.len()).unwrap_or(u32::MAX));
         self.0.put_slice(v);
     }
     pub fn str(&mut self, v: &str) {

@@ -27,7 +27,8 @@ pub(crate) struct Stored {
     pub replayed: u64,
 }
 
-/// One journal's storage.
+/// One journal's storage (one per journal: the size of a variant is no matter).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Store {
     Embedded(Database),
     Redis {
@@ -48,10 +49,11 @@ fn text(e: impl std::fmt::Display) -> String {
 impl Store {
     /// Opens (or creates) the file at `path`.
     pub(crate) fn embedded(path: &Path) -> Fallible<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(format!("its directory {} does not exist", dir.display()));
-            }
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(format!("its directory {} does not exist", dir.display()));
         }
         // redb asserts on some damage (a file cut short) instead of failing
         let opened = std::panic::catch_unwind(|| Database::create(path))
@@ -125,12 +127,11 @@ impl Store {
                 let value = {
                     let mut meta = txn.open_table(META).map_err(text)?;
                     let existing = meta.get("salt").map_err(text)?.map(|v| v.value().to_vec());
-                    match existing {
-                        Some(v) => v,
-                        None => {
-                            meta.insert("salt", fresh.as_slice()).map_err(text)?;
-                            fresh.to_vec()
-                        }
+                    if let Some(v) = existing {
+                        v
+                    } else {
+                        meta.insert("salt", fresh.as_slice()).map_err(text)?;
+                        fresh.to_vec()
                     }
                 };
                 txn.commit().map_err(text)?;
@@ -165,7 +166,7 @@ impl Store {
                     .collect()
             }
             Self::Redis { .. } => self.with_redis(false, |c| {
-                let names: Vec<String> = keys.iter().map(|k| entry_name(k)).collect();
+                let names: Vec<String> = keys.iter().map(entry_name).collect();
                 redis::cmd("MGET").arg(names).query(c)
             }),
         }
@@ -251,10 +252,8 @@ impl Store {
                 let mut out = Vec::with_capacity(names.len());
                 for chunk in names.chunks(1000) {
                     let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(chunk).query(c)?;
-                    let replay_names: Vec<String> = chunk
-                        .iter()
-                        .map(|n| n.replacen(":e:", ":r:", 1))
-                        .collect();
+                    let replay_names: Vec<String> =
+                        chunk.iter().map(|n| n.replacen(":e:", ":r:", 1)).collect();
                     let replays: Vec<Option<u64>> =
                         redis::cmd("MGET").arg(replay_names).query(c)?;
                     for ((name, value), replayed) in chunk.iter().zip(values).zip(replays) {
