@@ -44,7 +44,9 @@ pub async fn child(rows: usize, url: &str, limit: Option<usize>) -> Result<()> {
         }
     };
     let idle = peak_rss_kib();
-    let select = format!("SELECT http_get('{url}') AS r FROM generate_series(1, {rows})");
+    // distinct URLs: identical GETs in flight would share one request
+    let select =
+        format!("SELECT http_get('{url}?n=' || value) AS r FROM generate_series(1, {rows})");
     let wall = to_noop(&ctx, &select, rows).await?;
     println!("{idle} {wall} {}", peak_rss_kib());
     Ok(())

@@ -97,7 +97,7 @@ async fn the_window_is_bounded_in_bytes() {
     }
     let sql = format!(
         "SELECT count(*) AS n, sum(length(r['body'])) AS bytes FROM \
-         (SELECT http_get('{}') AS r FROM generate_series(1, 400))",
+         (SELECT http_get('{}?n=' || value) AS r FROM generate_series(1, 400))",
         api.url(&format!("/bytes/{BODY}"))
     );
     let out = arrow::util::pretty::pretty_format_batches(&run(&ctx, &sql).await.unwrap())

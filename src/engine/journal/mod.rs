@@ -84,12 +84,7 @@ impl Journal {
         let store = if redis {
             Store::redis(location).map_err(fail)?
         } else {
-            Store::embedded(Path::new(location)).map_err(|why| {
-                fail(format!(
-                    "{why}. If the file is damaged, move it away (its recorded answers are then \
-                     not replayed: their calls are sent again) and rerun"
-                ))
-            })?
+            Store::embedded(Path::new(location)).map_err(fail)?
         };
         let salt = store.salt().map_err(fail)?;
         let store = Arc::new(store);

@@ -17,6 +17,10 @@ const REPLAYS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("replays")
 /// Name → value: the salt of keyed hashes.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+/// How to recover from a damaged journal file.
+const DAMAGED: &str = "If the file is damaged, move it away (its recorded answers are then not \
+                       replayed: their calls are sent again) and rerun";
+
 /// Every Redis key of the journal starts with this.
 const PREFIX: &str = "async_udf:journal:";
 
@@ -57,14 +61,22 @@ impl Store {
         }
         // redb asserts on some damage (a file cut short) instead of failing
         let opened = std::panic::catch_unwind(|| Database::create(path))
-            .map_err(|_| "it is damaged (cut short or overwritten)".to_string())?;
+            .map_err(|_| format!("it is damaged (cut short or overwritten). {DAMAGED}"))?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 "it is in use by another process (one process at a time may use a journal file; \
                  give each its own, or share a redis:// journal)"
                     .to_string()
             }
-            other => format!("{other}"),
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                format!("{io}: check the path and its permissions")
+            }
+            other => format!("{other}. {DAMAGED}"),
         })?;
         let txn = db.begin_write().map_err(text)?;
         txn.open_table(ENTRIES).map_err(text)?;
