@@ -53,8 +53,20 @@ pub struct Journal {
     location: String,
     store: Arc<Store>,
     salt: [u8; 32],
-    writes: Mutex<mpsc::Sender<Write>>,
-    ttl: Mutex<Duration>,
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    /// The writer thread, joined when the journal is dropped (its file is
+    /// closed then, and can be opened again at once).
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    ttl: Arc<Mutex<Duration>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.writes.lock().take();
+        if let Some(writer) = self.writer.lock().take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 static OPEN: LazyLock<Mutex<HashMap<String, Weak<Journal>>>> = LazyLock::new(Mutex::default);
@@ -93,18 +105,22 @@ impl Journal {
             .remove_where(|v| Recorded::recorded_at(v).is_none_or(|at| at < cutoff))
             .map_err(fail)?;
         let (tx, rx) = mpsc::channel();
+        let ttl = Arc::new(Mutex::new(ttl));
+        let writer = {
+            let (store, ttl) = (Arc::clone(&store), Arc::clone(&ttl));
+            std::thread::Builder::new()
+                .name("async-journal".into())
+                .spawn(move || write_loop(&store, &rx, &ttl))
+                .map_err(|e| fail(e.to_string()))?
+        };
         let journal = Arc::new(Self {
             location: shown.clone(),
-            store: Arc::clone(&store),
+            store,
             salt,
-            writes: Mutex::new(tx),
-            ttl: Mutex::new(ttl),
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            ttl,
         });
-        let weak = Arc::downgrade(&journal);
-        std::thread::Builder::new()
-            .name("async-journal".into())
-            .spawn(move || write_loop(&store, &rx, &weak))
-            .map_err(|e| fail(e.to_string()))?;
         open.insert(location.to_string(), Arc::downgrade(&journal));
         Ok(journal)
     }
@@ -157,11 +173,12 @@ impl Journal {
         recorded: &Recorded,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) {
-        let sent = self
-            .writes
-            .lock()
-            .send(Write::Put(key, recorded.encode(), Box::new(done)));
-        if let Err(mpsc::SendError(Write::Put(_, _, done))) = sent {
+        let write = Write::Put(key, recorded.encode(), Box::new(done));
+        let sent = match self.writes.lock().as_ref() {
+            Some(tx) => tx.send(write).map_err(|mpsc::SendError(w)| w),
+            None => Err(write),
+        };
+        if let Err(Write::Put(_, _, done)) = sent {
             done(Err("its writer stopped".into()));
         }
     }
@@ -193,8 +210,8 @@ impl Journal {
 
     /// Counts a replay of each of `keys` (in the background).
     pub fn replayed(&self, keys: Vec<Key>) {
-        if !keys.is_empty() {
-            let _ = self.writes.lock().send(Write::Bump(keys));
+        if let Some(tx) = self.writes.lock().as_ref().filter(|_| !keys.is_empty()) {
+            let _ = tx.send(Write::Bump(keys));
         }
     }
 
@@ -233,7 +250,7 @@ fn shown(location: &str) -> String {
 
 /// The writer thread: takes every write waiting, commits them as one group,
 /// then tells each; ends when the journal is dropped.
-fn write_loop(store: &Store, rx: &mpsc::Receiver<Write>, journal: &Weak<Journal>) {
+fn write_loop(store: &Store, rx: &mpsc::Receiver<Write>, ttl: &Mutex<Duration>) {
     while let Ok(first) = rx.recv() {
         let mut puts = Vec::new();
         let mut bumps = Vec::new();
@@ -247,9 +264,7 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Write>, journal: &Weak<Journal>
                 next = rx.try_recv().ok();
             }
         }
-        let ttl = journal
-            .upgrade()
-            .map_or(Duration::from_secs(86_400), |j| j.ttl());
+        let ttl = *ttl.lock();
         if !puts.is_empty() {
             let entries: Vec<(Key, Vec<u8>)> = puts
                 .iter_mut()
@@ -274,5 +289,57 @@ impl std::fmt::Debug for Journal {
         f.debug_struct("Journal")
             .field("location", &self.location)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at: u64) -> Recorded {
+        Recorded {
+            function: "f".into(),
+            status: 200,
+            recorded_at_ms: at,
+            answer: bytes::Bytes::from_static(b"answer"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_older_than_the_ttl_are_not_replayed_and_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let location = path.to_str().unwrap();
+        let hour = Duration::from_secs(3600);
+        let journal = Journal::open(location, hour).unwrap();
+        let now = now_ms();
+        journal.commit([1; 32], &entry(now), || {}).await.unwrap();
+        journal
+            .commit([2; 32], &entry(now - 2 * 3_600_000), || {})
+            .await
+            .unwrap();
+        let found = journal
+            .lookup(vec![[1; 32], [2; 32], [3; 32]])
+            .await
+            .unwrap();
+        assert_eq!(found[0].as_ref().map(|r| r.recorded_at_ms), Some(now));
+        assert!(found[1].is_none(), "older than the TTL");
+        assert!(found[2].is_none());
+        assert_eq!(
+            journal.entries_now().unwrap().len(),
+            2,
+            "kept until reopened"
+        );
+        journal.set_ttl(3 * hour);
+        let found = journal.lookup(vec![[2; 32]]).await.unwrap();
+        assert!(found[0].is_some(), "within a longer TTL");
+        drop(journal);
+        // reopened: the old entry is purged
+        let journal = Journal::open(location, hour).unwrap();
+        let listed = journal.entries_now().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, store::key_hex(&[1; 32]));
+        assert_eq!(journal.clear_now().unwrap(), 1);
+        assert!(journal.entries_now().unwrap().is_empty());
     }
 }
