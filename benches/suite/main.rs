@@ -19,6 +19,7 @@ mod cluster;
 mod fairness;
 mod guards;
 mod heavy_tail;
+mod journal;
 mod memory;
 mod overhead;
 mod plots;
@@ -63,6 +64,8 @@ pub struct Sizes {
     pub guarded_calls: usize,
     /// Latency of each guarded-calls run call.
     pub guarded_latency_ms: u64,
+    /// Zero-latency GETs of the journal runs (each written, then replayed).
+    pub journal_calls: usize,
     /// Calls of the cluster run (feature `ballista`), at the seed latency.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub cluster_calls: usize,
@@ -83,6 +86,7 @@ const FULL: Sizes = Sizes {
     throttle_rows: (5000, 50_000, 2000, 50),
     guarded_calls: 10_000,
     guarded_latency_ms: 50,
+    journal_calls: 200_000,
     cluster_calls: 10_000,
 };
 
@@ -101,12 +105,13 @@ const QUICK: Sizes = Sizes {
     throttle_rows: (500, 2000, 200, 10),
     guarded_calls: 500,
     guarded_latency_ms: 20,
+    journal_calls: 5_000,
     cluster_calls: 400,
 };
 
 /// The sections; `cluster` runs only in a build with feature `ballista`
 /// (`cargo bench --bench suite --features ballista`).
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "seed",
     "overhead",
     "engine",
@@ -115,6 +120,7 @@ const SECTIONS: [&str; 9] = [
     "fairness",
     "throttling",
     "guards",
+    "journal",
     "cluster",
 ];
 const MARKER: &str = "<!-- results below: written by `cargo bench --bench suite -- --write` -->";
@@ -183,6 +189,9 @@ async fn main() -> Result<()> {
     }
     if wants("guards") {
         guards::run(sizes, &mut report).await?;
+    }
+    if wants("journal") {
+        journal::run(sizes, &mut report).await?;
     }
     #[cfg(feature = "ballista")]
     if wants("cluster") {
