@@ -17,14 +17,6 @@ use super::args::ExecutorArgs;
 use crate::AsyncRuntime;
 use crate::cluster::ClusterSetup;
 
-/// How often an executor tells the scheduler it is alive (Ballista: 60 s).
-const HEARTBEAT_SECONDS: u64 = 2;
-/// How long the scheduler waits for a heartbeat before it declares an
-/// executor dead (Ballista: 180 s).
-const EXECUTOR_TIMEOUT_SECONDS: u64 = 6;
-/// How often the scheduler looks for dead executors (Ballista: 15 s).
-const EXPIRE_CHECK_SECONDS: u64 = 2;
-
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
@@ -37,13 +29,6 @@ pub(super) async fn scheduler(host: String, port: u16) -> Result<()> {
     let config = ClusterSetup::new().scheduler_config(SchedulerConfig {
         bind_host: host,
         bind_port: port,
-        // a lost executor is declared dead within EXECUTOR_TIMEOUT_SECONDS +
-        // EXPIRE_CHECK_SECONDS (Ballista's defaults: 180 s + 15 s), so its
-        // tasks run again elsewhere soon (their answered calls replayed from
-        // a redis:// journal)
-        executor_timeout_seconds: EXECUTOR_TIMEOUT_SECONDS,
-        expire_dead_executor_interval_seconds: EXPIRE_CHECK_SECONDS,
-        no_executors_grace_period_seconds: EXECUTOR_TIMEOUT_SECONDS,
         ..SchedulerConfig::default()
     });
     let cluster = BallistaCluster::new_from_config(&config)
@@ -67,7 +52,6 @@ pub(super) async fn executor(args: ExecutorArgs) -> Result<()> {
             scheduler_host: args.scheduler_host.clone(),
             scheduler_port: args.scheduler_port,
             vcores: args.concurrent_tasks.max(1),
-            executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
             ..ExecutorProcessConfig::default()
         },
         |state| {

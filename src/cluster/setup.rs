@@ -133,10 +133,27 @@ impl ClusterSetup {
 
     /// `config` with what a Ballista scheduler process needs from this crate:
     /// sessions built by [`state_with`](Self::state_with) on the client's
-    /// settings, and the codecs.
+    /// settings, and the codecs. Ballista's default failure detection (an
+    /// executor dead after 180 s without a heartbeat, checked every 15 s)
+    /// becomes 6 s, checked every 2 s, so a lost executor's tasks run again
+    /// elsewhere within about 8 s (their recorded calls replayed from a
+    /// `redis://` journal); values the caller changed are kept.
     pub fn scheduler_config(&self, config: SchedulerConfig) -> SchedulerConfig {
         let setup = self.clone();
         let sessions = self.clone();
+        let stock = SchedulerConfig::default();
+        let mut config = config;
+        if config.executor_timeout_seconds == stock.executor_timeout_seconds {
+            config.executor_timeout_seconds = EXECUTOR_TIMEOUT_SECONDS;
+            if config.no_executors_grace_period_seconds == stock.no_executors_grace_period_seconds {
+                config.no_executors_grace_period_seconds = EXECUTOR_TIMEOUT_SECONDS;
+            }
+        }
+        if config.expire_dead_executor_interval_seconds
+            == stock.expire_dead_executor_interval_seconds
+        {
+            config.expire_dead_executor_interval_seconds = EXPIRE_CHECK_SECONDS;
+        }
         SchedulerConfig {
             override_config_producer: Some(Arc::new(move || setup.config())),
             override_session_builder: Some(Arc::new(move |config| sessions.state_with(config))),
@@ -159,6 +176,14 @@ impl ClusterSetup {
         let state = self.state()?;
         prepare(&state)?;
         let session_config = state.config().clone().upgrade_for_ballista();
+        let mut config = config;
+        // Ballista's default heartbeat (60 s) would outlast the scheduler's
+        // timeout above
+        if config.executor_heartbeat_interval_seconds
+            == ExecutorProcessConfig::default().executor_heartbeat_interval_seconds
+        {
+            config.executor_heartbeat_interval_seconds = HEARTBEAT_SECONDS;
+        }
         Ok(ExecutorProcessConfig {
             override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
             override_config_producer: Some(Arc::new(move || session_config.clone())),
@@ -203,6 +228,14 @@ impl ClusterSetup {
     }
 }
 
+/// How often an executor tells the scheduler it is alive (Ballista: 60 s).
+const HEARTBEAT_SECONDS: u64 = 2;
+/// How long the scheduler waits for a heartbeat before it declares an
+/// executor dead (Ballista: 180 s).
+const EXECUTOR_TIMEOUT_SECONDS: u64 = 6;
+/// How often the scheduler looks for dead executors (Ballista: 15 s).
+const EXPIRE_CHECK_SECONDS: u64 = 2;
+
 /// The scheduler's gRPC client, once the scheduler listens.
 async fn connect(url: &str) -> Result<SchedulerGrpcClient<tonic::transport::Channel>> {
     let mut last = None;
@@ -217,4 +250,41 @@ async fn connect(url: &str) -> Result<SchedulerGrpcClient<tonic::transport::Chan
         "no Ballista scheduler at {url}: {}",
         last.map_or_else(String::new, |e| e.to_string())
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_executor_is_found_within_seconds_unless_the_caller_chose() {
+        let setup = ClusterSetup::new();
+        let config = setup.scheduler_config(SchedulerConfig::default());
+        assert_eq!(config.executor_timeout_seconds, EXECUTOR_TIMEOUT_SECONDS);
+        assert_eq!(
+            config.expire_dead_executor_interval_seconds,
+            EXPIRE_CHECK_SECONDS
+        );
+        assert_eq!(
+            config.no_executors_grace_period_seconds,
+            EXECUTOR_TIMEOUT_SECONDS
+        );
+        assert!(EXECUTOR_TIMEOUT_SECONDS + EXPIRE_CHECK_SECONDS <= 10);
+        assert!(
+            HEARTBEAT_SECONDS * 2 < EXECUTOR_TIMEOUT_SECONDS,
+            "two heartbeats per timeout"
+        );
+        let chosen = setup.scheduler_config(SchedulerConfig {
+            executor_timeout_seconds: 30,
+            ..SchedulerConfig::default()
+        });
+        assert_eq!(chosen.executor_timeout_seconds, 30);
+        let executor = setup
+            .executor_config(ExecutorProcessConfig::default(), |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            executor.executor_heartbeat_interval_seconds,
+            HEARTBEAT_SECONDS
+        );
+    }
 }
