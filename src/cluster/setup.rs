@@ -269,11 +269,9 @@ mod tests {
             config.no_executors_grace_period_seconds,
             EXECUTOR_TIMEOUT_SECONDS
         );
-        assert!(EXECUTOR_TIMEOUT_SECONDS + EXPIRE_CHECK_SECONDS <= 10);
-        assert!(
-            HEARTBEAT_SECONDS * 2 < EXECUTOR_TIMEOUT_SECONDS,
-            "two heartbeats per timeout"
-        );
+        const { assert!(EXECUTOR_TIMEOUT_SECONDS + EXPIRE_CHECK_SECONDS <= 10) };
+        // two heartbeats per timeout
+        const { assert!(HEARTBEAT_SECONDS * 2 < EXECUTOR_TIMEOUT_SECONDS) };
         let chosen = setup.scheduler_config(SchedulerConfig {
             executor_timeout_seconds: 30,
             ..SchedulerConfig::default()
