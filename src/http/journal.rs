@@ -9,7 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use datafusion::common::Result;
 
 use crate::engine::journal::{
-    Fingerprint, Follower, Key, Lead, Mode, Once, Reader, Recorded, Step, Value, Writer, recorded,
+    Fingerprint, Follower, Key, Lead, Mode, Once, Reader, Recorded, Step, Value, Writer,
 };
 use crate::transport::{Body, ErrorKind, Headers, Outcome, Request, SecretHeaders};
 
@@ -167,7 +167,7 @@ pub(crate) fn entry(function: &str, outcome: &Outcome) -> Recorded {
             w.bytes(b);
         }
     }
-    recorded(function, outcome.status.unwrap_or(0), w.finish())
+    Recorded::new(function, outcome.status.unwrap_or(0), w.finish())
 }
 
 /// The outcome a recorded answer replays (`attempts` 0: nothing was sent),

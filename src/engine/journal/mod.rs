@@ -27,7 +27,7 @@ use datafusion::common::{DataFusionError, Result};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-pub use once::{Fingerprint, Follower, Lead, Merger, Mode, Once, Step, Value, recorded};
+pub use once::{Fingerprint, Follower, Lead, Merger, Mode, Once, Step, Value};
 pub use record::{Reader, Recorded, Writer};
 use store::Store;
 
@@ -159,31 +159,15 @@ impl Journal {
         Ok(values
             .into_iter()
             .map(|v| {
-                v.and_then(|v| Recorded::decode(&v))
+                v.and_then(Recorded::decode)
                     .filter(|r| r.recorded_at_ms >= cutoff)
             })
             .collect())
     }
 
-    /// Records `answer` under `key`; `done` runs on the writer thread once it
-    /// is committed (or failed).
-    pub fn record(
-        &self,
-        key: Key,
-        recorded: &Recorded,
-        done: impl FnOnce(Result<(), String>) + Send + 'static,
-    ) {
-        let write = Write::Put(key, recorded.encode(), Box::new(done));
-        let sent = match self.writes.lock().as_ref() {
-            Some(tx) => tx.send(write).map_err(|mpsc::SendError(w)| w),
-            None => Err(write),
-        };
-        if let Err(Write::Put(_, _, done)) = sent {
-            done(Err("its writer stopped".into()));
-        }
-    }
-
-    /// A future of the commit of `recorded` under `key`: `Err` names the journal.
+    /// Records `recorded` under `key`: a future of its commit (`Err` names
+    /// the journal). `then` runs on the writer thread once it is committed
+    /// (or failed).
     pub fn commit(
         self: &Arc<Self>,
         key: Key,
@@ -191,10 +175,18 @@ impl Journal {
         then: impl FnOnce() + Send + 'static,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.record(key, recorded, move |r| {
+        let done = Box::new(move |r| {
             then();
             let _ = tx.send(r);
         });
+        let write = Write::Put(key, recorded.encode(), done);
+        let sent = match self.writes.lock().as_ref() {
+            Some(writer) => writer.send(write).map_err(|mpsc::SendError(w)| w),
+            None => Err(write),
+        };
+        if let Err(Write::Put(_, _, done)) = sent {
+            done(Err("its writer stopped".into()));
+        }
         let journal = Arc::clone(self);
         async move {
             match rx.await {
@@ -223,7 +215,7 @@ impl Journal {
             .map(|s| Listed {
                 key: store::key_hex(&s.key),
                 bytes: s.value.len(),
-                recorded: Recorded::decode(&s.value),
+                recorded: Recorded::decode(s.value),
                 replayed: s.replayed,
             })
             .collect())

@@ -15,14 +15,13 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::common::Result;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::{Journal, Key, Recorded, now_ms};
+use super::{Journal, Key, Recorded};
 use crate::engine::Flow;
 
 /// The answer merged calls share, as the function built it.
@@ -333,15 +332,5 @@ impl Once<'_> {
             journal: self.journal.cloned(),
             merged: None,
         }
-    }
-}
-
-/// The entry of a final answer of `function` with `status` and `answer`.
-pub fn recorded(function: &str, status: u16, answer: Bytes) -> Recorded {
-    Recorded {
-        function: function.to_string(),
-        status,
-        recorded_at_ms: now_ms(),
-        answer,
     }
 }

@@ -21,6 +21,17 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The entry of a final answer of `function` with `status` and `answer`,
+    /// recorded now.
+    pub fn new(function: &str, status: u16, answer: Bytes) -> Self {
+        Self {
+            function: function.to_string(),
+            status,
+            recorded_at_ms: super::now_ms(),
+            answer,
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Writer::default();
         out.u8(VERSION);
@@ -32,9 +43,10 @@ impl Recorded {
         bytes
     }
 
-    /// The entry in `value`, or `None` when it is not one this version wrote.
-    pub(crate) fn decode(value: &[u8]) -> Option<Self> {
-        let mut r = Reader::new(Bytes::copy_from_slice(value));
+    /// The entry in `value` (its answer a slice of it, not a copy), or `None`
+    /// when it is not one this version wrote.
+    pub(crate) fn decode(value: Vec<u8>) -> Option<Self> {
+        let mut r = Reader::new(Bytes::from(value));
         if r.u8()? != VERSION {
             return None;
         }
@@ -130,9 +142,9 @@ mod tests {
             answer: Bytes::from_static(b"\x00\xffbody"),
         };
         let bytes = r.encode();
-        assert_eq!(Recorded::decode(&bytes), Some(r));
         assert_eq!(Recorded::recorded_at(&bytes), Some(1_700_000_000_000));
-        assert_eq!(Recorded::decode(&bytes[..5]), None);
-        assert_eq!(Recorded::decode(b"\x09rest"), None);
+        assert_eq!(Recorded::decode(bytes[..5].to_vec()), None);
+        assert_eq!(Recorded::decode(bytes), Some(r));
+        assert_eq!(Recorded::decode(b"\x09rest".to_vec()), None);
     }
 }
