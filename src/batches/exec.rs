@@ -18,7 +18,7 @@ use datafusion::physical_plan::{
 };
 
 use super::handler::{BatchHandler, HandlerArgs};
-use super::stream::map_stream;
+use super::stream::{Keep, map_stream};
 use crate::config::{self, AsyncUdfConfig};
 use crate::engine::{Accounts, Window};
 use crate::runtime::AsyncRuntime;
@@ -95,8 +95,11 @@ impl ExecutionPlan for MapInBatchesExec {
         vec![&self.input]
     }
 
+    /// Rows keep their order, but the handler's columns are not the input's:
+    /// an ordering required above cannot be pushed below (an `ORDER BY` over
+    /// `map_in_batches` sorts its output).
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn apply_expressions(
@@ -174,6 +177,11 @@ impl ExecutionPlan for MapInBatchesExec {
             config: options,
         });
         let flow = Some(self.runtime.queries().flow_of(&context));
+        let keep = Keep {
+            function: format!("map_in_batches({})", self.name),
+            journal: self.runtime.journal(&settings)?,
+            merger: Arc::clone(self.runtime.merger()),
+        };
         Ok(map_stream(
             partition,
             self.input.execute(partition, context)?,
@@ -186,6 +194,7 @@ impl ExecutionPlan for MapInBatchesExec {
                 flow,
                 reservation,
             },
+            keep,
         ))
     }
 }

@@ -12,6 +12,7 @@
 //! an array of one element per row, …) keeps its rows with `response` NULL and
 //! the reason in `error`. Uses the session's HTTP client and `http.*` settings
 //! (retries only with `http.retry_non_idempotent = true`, like `http_post`).
+//! Each POST carries the chunk's `Idempotency-Key` (`http.idempotency_key`).
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 
 use super::handler::{BatchHandler, HandlerArgs};
-use crate::config::{self, AsyncUdfConfig, HttpConfig};
+use crate::config::{self, AsyncUdfConfig, HttpConfig, IdempotencyKey};
 use crate::engine::ChunkContext;
 use crate::http::{Policy, Session, send};
 use crate::runtime::AsyncRuntime;
@@ -93,7 +94,7 @@ impl BatchHandler for PostJson {
     async fn call(
         &self,
         chunk: RecordBatch,
-        _cx: ChunkContext,
+        cx: ChunkContext,
         args: &HandlerArgs,
     ) -> Result<Vec<RecordBatch>> {
         let url = url_arg(&args.values).map_err(|e| exec_datafusion_err!("post_json: {e}"))?;
@@ -105,7 +106,7 @@ impl BatchHandler for PostJson {
         let body = writer.into_inner();
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let request = Request {
+        let mut request = Request {
             method: Method::POST,
             url,
             headers,
@@ -117,6 +118,9 @@ impl BatchHandler for PostJson {
             binary: false,
             secret_headers: Vec::new(),
         };
+        if http.idempotency_key == IdempotencyKey::Auto && !cx.idempotency_key.is_empty() {
+            crate::http::add_idempotency_key(&mut request, &cx.idempotency_key);
+        }
         let policy = Policy::new(&http, &engine);
         let session = Session::new(&self.runtime, &policy)?;
         let outcome = send(&session, request, &policy).await;

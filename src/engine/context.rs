@@ -18,6 +18,12 @@ pub struct ChunkContext {
     /// The chunk's rows, counted like `chunk_index`. For column functions the
     /// range covers the chunk's NULL rows too, though only non-NULL rows are sent.
     pub rows: Range<usize>,
+    /// This call's idempotency key: derived from its rows (and, for calls not
+    /// declared pure, which identical call of the query it is), the same on
+    /// every retry, rerun and executor. A handler that posts its chunk sends it
+    /// as an `Idempotency-Key` header, so the server drops copies. Empty
+    /// before the call is keyed (in a chunk's context while it is being cut).
+    pub idempotency_key: String,
 }
 
 tokio::task_local! {

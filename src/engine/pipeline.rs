@@ -191,6 +191,7 @@ impl State {
             partition_index: Some(self.partition),
             chunk_index: self.next_chunk,
             rows: self.next_row..self.next_row + rows,
+            idempotency_key: String::new(),
         };
         self.next_chunk += 1;
         self.next_row += rows;

@@ -26,6 +26,7 @@ use reqwest::Method;
 
 pub(crate) use docs::documentation;
 pub(crate) use func::HttpFunc;
+pub(crate) use journal::add_idempotency_key;
 pub(crate) use send::{Policy, Session, send};
 pub(crate) use urlencode::UrlEncode;
 

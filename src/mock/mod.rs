@@ -183,8 +183,9 @@ impl MockApi {
         self.state.keys_per_id.lock().clear();
     }
 
-    /// The `Idempotency-Key` header of every request to `/echo`, per id, in
-    /// arrival order (`None`: it had none).
+    /// The `Idempotency-Key` header of every request to `/echo` (per id) and
+    /// to `/v1/batch` (per body, as `batch:<body>`), in arrival order
+    /// (`None`: it had none).
     pub fn idempotency_keys_by_id(&self) -> std::collections::HashMap<String, Vec<Option<String>>> {
         self.state.keys_per_id.lock().clone()
     }

@@ -146,8 +146,22 @@ async fn flaky(
 }
 
 /// `POST /v1/batch`: a JSON array in, `[{"i": index, "row": element}, …]` out.
-async fn batch(Extract(state): Shared, Query(query): Params, body: Bytes) -> Response {
+async fn batch(
+    Extract(state): Shared,
+    Query(query): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let key = format!("batch:{}", String::from_utf8_lossy(&body));
+    let idempotency = headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    state
+        .keys_per_id
+        .lock()
+        .entry(key.clone())
+        .or_default()
+        .push(idempotency);
     state
         .answer(&query, &key, || {
             match serde_json::from_slice::<Value>(&body) {

@@ -20,7 +20,8 @@ pub(crate) struct State {
     pub(super) next_id: AtomicU64,
     /// Requests received per id (the `id` query parameter or the route's key).
     pub(crate) per_id: parking_lot::Mutex<HashMap<String, u64>>,
-    /// The `Idempotency-Key` each request to `/echo` carried, per id.
+    /// The `Idempotency-Key` each request to `/echo` (per id) and `/v1/batch`
+    /// (per body) carried.
     pub(crate) keys_per_id: parking_lot::Mutex<HashMap<String, Vec<Option<String>>>>,
 }
 

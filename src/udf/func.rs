@@ -17,7 +17,8 @@ use datafusion::logical_expr::{
 use super::convert::compatible;
 use super::kernel::{Kernel, Run};
 use crate::config::{self, AsyncUdfConfig};
-use crate::engine::current_chunk;
+use crate::engine::journal::Once;
+use crate::engine::{current_chunk, current_flow};
 use crate::runtime::Bound;
 
 /// A typed async function bound to a session's runtime.
@@ -29,6 +30,8 @@ pub(crate) struct TypedFunc {
     pub output: DataType,
     /// Add an `error` field to the (struct) output.
     pub error_field: bool,
+    /// Identical calls share one answer (see `AsyncFn::pure`).
+    pub pure: bool,
     pub kernel: Arc<dyn Kernel>,
     pub runtime: Bound,
 }
@@ -39,6 +42,7 @@ impl TypedFunc {
         input: DataType,
         output: DataType,
         error_field: bool,
+        pure: bool,
         kernel: Arc<dyn Kernel>,
         runtime: Bound,
     ) -> Self {
@@ -48,6 +52,7 @@ impl TypedFunc {
             input,
             output,
             error_field,
+            pure,
             kernel,
             runtime,
         }
@@ -140,23 +145,31 @@ impl AsyncScalarUDFImpl for TypedFunc {
             let idx = UInt32Array::from_iter_values(positions.iter().map(|&i| i as u32));
             take(&array, &idx, None)?
         };
+        let runtime = self.runtime.get(&self.name)?;
+        let journal = runtime.journal(&settings)?;
+        let flow = current_flow();
         let outputs = self.kernel.run(
             rows,
             Run {
                 name: &self.name,
-                slots: self
-                    .runtime
-                    .get(&self.name)?
+                slots: runtime
                     .budget()
                     .slots(settings.max_in_flight.get(), settings.fair_share),
                 chunk_size: settings.chunk_size.get(),
                 on_error: settings.on_error,
                 positions: &positions,
                 retry: settings.retry_policy(),
+                input_type: &self.input,
                 output: &self.output,
                 partition_offset: current_chunk()
                     .filter(|cx| cx.partition_index.is_some())
                     .map(|cx| cx.rows.start),
+                once: Once {
+                    journal: journal.as_ref(),
+                    merger: runtime.merger(),
+                    flow: flow.as_deref(),
+                },
+                pure: self.pure,
             },
         );
         let outputs = outputs.await?;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use super::convert::{from_array, to_array};
 use super::error::verdict;
 use crate::config::OnError;
+use crate::engine::journal::{Answer, Fingerprint, Key, Mode, Once, RowCodec, each_once};
 use crate::engine::{
     ChunkContext, RetryPolicy, Slots, chunk_ranges, current_chunk, map_ordered, metrics, retry,
 };
@@ -31,13 +32,50 @@ pub(crate) struct Run<'a> {
     pub positions: &'a [usize],
     /// Retries of calls failing with a transient `CallError`.
     pub retry: RetryPolicy,
+    /// The input type (the function's argument, cast).
+    pub input_type: &'a DataType,
     /// The declared output type (traced, or given with `AsyncFn::returns`).
     pub output: &'a DataType,
     /// Where the batch's first row sits in its partition, when known.
     pub partition_offset: Option<usize>,
+    /// The journal, identical calls in flight, the query's occurrences.
+    pub once: Once<'a>,
+    /// Declared pure: identical calls share one answer.
+    pub pure: bool,
 }
 
 impl Run<'_> {
+    /// Whether calls are keyed: recorded in the journal, or merged.
+    fn keyed(&self) -> bool {
+        self.pure || self.once.journal.is_some()
+    }
+
+    fn mode(&self) -> Mode {
+        if self.pure {
+            Mode::Merge
+        } else {
+            Mode::Distinct
+        }
+    }
+
+    /// The key of a call on `rows` (each one's bytes in Arrow's row format).
+    fn fingerprint<'r>(&self, rows: impl Iterator<Item = &'r [u8]>) -> Key {
+        let mut f = Fingerprint::new(self.name);
+        f.part(format!("{}", self.input_type).as_bytes());
+        f.part(format!("{}", self.output).as_bytes());
+        for row in rows {
+            f.part(row);
+        }
+        f.finish()
+    }
+
+    /// `values` as one answer: the rows of their output array.
+    fn encode<O: Serialize>(&self, codec: &RowCodec, values: Vec<O>) -> Result<Answer> {
+        let array = to_array(values.into_iter().map(Some).collect(), self.output)?;
+        let rows = codec.rows(&array)?;
+        Ok(Ok(RowCodec::encode(rows.iter().map(|r| r.data()))))
+    }
+
     /// Under `'row'` a failure becomes that row's error; under `'fail'` the query's,
     /// naming the row (`first_row` indexes the non-NULL input rows).
     fn failure(&self, first_row: usize, what: &str, error: impl Display) -> Result<String> {
@@ -101,6 +139,22 @@ fn outputs<O: Serialize>(results: Vec<Result<O, String>>, output: &DataType) -> 
     })
 }
 
+/// Outputs from answers and the rows each holds (a failed one: that many
+/// NULL rows with its error).
+fn decoded(answers: &[(Answer, usize)], codec: &RowCodec) -> Result<Outputs> {
+    let bytes: Vec<_> = answers
+        .iter()
+        .map(|(a, n)| (a.as_ref().ok().cloned(), *n))
+        .collect();
+    Ok(Outputs {
+        values: codec.decode(&bytes)?,
+        errors: answers
+            .iter()
+            .flat_map(|(a, n)| std::iter::repeat_n(a.as_ref().err().cloned(), *n))
+            .collect(),
+    })
+}
+
 /// A typed function with its Rust types erased.
 #[async_trait]
 pub(crate) trait Kernel: Send + Sync {
@@ -131,18 +185,46 @@ where
     async fn run(&self, rows: ArrayRef, run: Run<'_>) -> Result<Outputs> {
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;
-        let results = map_ordered(
+        let call = |k: usize, input: I| async move {
+            match with_retries(run.retry, || (self.f)(input.clone())).await {
+                Ok(out) => Ok(Ok(out)),
+                Err(e) => run.failure(k, "call", e).map(Err),
+            }
+        };
+        if !run.keyed() {
+            let results = map_ordered(
+                Arc::clone(&run.slots),
+                inputs.into_iter().enumerate(),
+                |(k, input)| call(k, input),
+            )
+            .await?;
+            return outputs(results, run.output);
+        }
+        let codec = &RowCodec::new(run.output)?;
+        let keyed = RowCodec::new(run.input_type)?.rows(&rows)?;
+        let calls = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(k, input)| {
+                let key = run.fingerprint(std::iter::once(keyed.row(k).data()));
+                ((k, input), key, run.mode())
+            })
+            .collect();
+        let answers = each_once(
+            &run.once,
+            run.name,
             Arc::clone(&run.slots),
-            inputs.into_iter().enumerate(),
-            |(k, input)| async move {
-                match with_retries(run.retry, || (self.f)(input.clone())).await {
-                    Ok(out) => Ok(Ok(out)),
-                    Err(e) => run.failure(k, "call", e).map(Err),
+            calls,
+            |(k, input), _| async move {
+                match call(k, input).await? {
+                    Ok(out) => run.encode(codec, vec![out]),
+                    Err(e) => Ok(Err(e)),
                 }
             },
         )
         .await?;
-        outputs(results, run.output)
+        let answers: Vec<_> = answers.into_iter().map(|a| (a, 1)).collect();
+        decoded(&answers, codec)
     }
 }
 
@@ -176,6 +258,7 @@ fn into_chunks<I>(items: Vec<I>, size: usize) -> Vec<(ChunkContext, usize, Vec<I
                 partition_index: None,
                 chunk_index,
                 rows,
+                idempotency_key: String::new(),
             };
             (cx, start, chunk)
         })
@@ -199,26 +282,45 @@ where
         let inputs: Vec<I> = from_array(&rows, &self.input)?;
         let run = &run;
         let chunks = into_chunks(inputs, run.chunk_size);
-        let results = map_ordered(Arc::clone(&run.slots), chunks, |(cx, start, chunk)| {
-            let n = chunk.len();
-            async move {
-                let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
-                match with_retries(run.retry, || (self.f)(chunk.clone(), cx.clone())).await {
-                    Ok(out) if out.len() == n => Ok(out.into_iter().map(Ok).collect::<Vec<_>>()),
-                    Ok(out) => exec_err!(
-                        "{}: {what} returned {} values for {n} rows; a chunk function must return one value per row",
-                        run.name,
-                        out.len()
-                    ),
-                    Err(e) => {
-                        let msg = run.failure(start, &what, e)?;
-                        Ok((0..n).map(|_| Err(msg.clone())).collect())
+        let codec = &RowCodec::new(run.output)?;
+        let keyed = RowCodec::new(run.input_type)?.rows(&rows)?;
+        let sizes: Vec<usize> = chunks.iter().map(|(_, _, c)| c.len()).collect();
+        let calls = chunks
+            .into_iter()
+            .map(|(cx, start, chunk)| {
+                let rows = (start..start + chunk.len()).map(|k| keyed.row(k).data());
+                let key = run.fingerprint(rows);
+                ((cx, start, chunk), key, run.mode())
+            })
+            .collect();
+        let answers = each_once(
+            &run.once,
+            run.name,
+            Arc::clone(&run.slots),
+            calls,
+            |(cx, start, chunk), token| {
+                let n = chunk.len();
+                let cx = ChunkContext {
+                    idempotency_key: token,
+                    ..cx
+                };
+                async move {
+                    let what = format!("chunk {} (rows {:?})", cx.chunk_index, cx.rows);
+                    match with_retries(run.retry, || (self.f)(chunk.clone(), cx.clone())).await {
+                        Ok(out) if out.len() == n => run.encode(codec, out),
+                        Ok(out) => exec_err!(
+                            "{}: {what} returned {} values for {n} rows; a chunk function must return one value per row",
+                            run.name,
+                            out.len()
+                        ),
+                        Err(e) => run.failure(start, &what, e).map(Err),
                     }
                 }
-            }
-        })
+            },
+        )
         .await?;
-        outputs(results.into_iter().flatten().collect(), run.output)
+        let answers: Vec<_> = answers.into_iter().zip(sizes).collect();
+        decoded(&answers, codec)
     }
 }
 

@@ -67,6 +67,7 @@ pub struct AsyncFn {
     input: DataType,
     output: DataType,
     error_field: bool,
+    pure: bool,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -125,6 +126,7 @@ impl AsyncFn {
             input,
             output,
             error_field: false,
+            pure: false,
             kernel,
         }
     }
@@ -150,6 +152,18 @@ impl AsyncFn {
         }
         self.error_field = true;
         Ok(self)
+    }
+
+    /// Declares the function pure: identical inputs give identical outputs
+    /// and a call changes nothing. Identical calls in flight in the session
+    /// then share one call and, with `async_udf.journal` on, a recorded answer
+    /// answers identical calls for `async_udf.journal_ttl`. A function not
+    /// declared pure is called once per row (per chunk) even for identical
+    /// inputs: with the journal on, the k-th identical call of a query is its
+    /// own entry.
+    pub fn pure(mut self) -> Self {
+        self.pure = true;
+        self
     }
 
     /// The Arrow type of the argument.
@@ -200,6 +214,7 @@ impl AsyncFn {
             self.input,
             self.output,
             self.error_field,
+            self.pure,
             self.kernel,
             crate::runtime::Bound::new(runtime),
         );

@@ -20,6 +20,7 @@ mod jobs;
 mod journal;
 #[cfg(feature = "cli")]
 mod journal_cli;
+mod journal_typed;
 mod map_in_batches;
 mod memory;
 mod noop;

@@ -13,8 +13,10 @@
 //! copy-on-write B-trees with checksums, crash-safe commits, one process per
 //! file); `redis://host:port/db` is a Redis server a cluster shares.
 
+mod each;
 mod once;
 mod record;
+mod rows;
 mod store;
 
 use std::collections::HashMap;
@@ -27,8 +29,10 @@ use datafusion::common::{DataFusionError, Result};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+pub use each::{Answer, each_once};
 pub use once::{Fingerprint, Follower, Lead, Merger, Mode, Once, Step, Value};
 pub use record::{Reader, Recorded, Writer};
+pub use rows::{RowCodec, batch_rows, decode_batches, encode_batches};
 use store::Store;
 
 /// A journal entry's key.
