@@ -4,13 +4,13 @@
 //! meets mid-job (its Redis going away, a file that can no longer grow).
 //! Counted at the mock, per id, with the `Idempotency-Key` of every request.
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use datafusion_async_udf::mock::MockApi;
 
 use crate::common::mock;
+use crate::procs::{Redis, only_in_flight_sent_twice};
 
 const N: usize = 20_000;
 
@@ -92,26 +92,7 @@ async fn kill_and_resume(journal: &str) {
         replayed >= at_kill - budget && replayed <= at_kill,
         "{replayed} replayed of {at_kill} sent"
     );
-    let by_id: HashMap<String, u64> = api.requests_by_id();
-    assert_eq!(by_id.len(), N, "every id called");
-    let sent: u64 = by_id.values().sum();
-    let extra = sent as usize - N;
-    assert!(
-        extra <= budget,
-        "{extra} sent twice: more than were in flight at the kill"
-    );
-    let keys = api.idempotency_keys_by_id();
-    let twice: Vec<_> = by_id.iter().filter(|(_, n)| **n > 1).collect();
-    assert_eq!(twice.len(), extra);
-    for (id, n) in twice {
-        assert_eq!(*n, 2, "id {id}");
-        let ks = &keys[id];
-        assert!(ks[0].is_some() && ks[0] == ks[1], "id {id}: keys {ks:?}");
-    }
-    assert!(
-        keys.values().flatten().all(Option::is_some),
-        "every POST keyed"
-    );
+    let sent = only_in_flight_sent_twice(&api, N, budget);
     let (ok, replayed) = counts(&finish(job(&api, journal, N, budget)).await);
     assert_eq!((ok, replayed), (N, N));
     assert_eq!(
@@ -219,66 +200,4 @@ async fn a_journal_file_that_cannot_grow_fails_the_query_and_loses_nothing() {
     assert!(replayed > 10, "recorded answers kept: {replayed}");
     let sent: u64 = api.requests_by_id().values().sum();
     assert_eq!(sent - first, (4_000 - replayed) as u64);
-}
-
-/// A `redis-server` on a free port, stopped when dropped.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; .ci/run installs it)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "redis-server does not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self {
-            child: Some(child),
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

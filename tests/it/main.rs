@@ -25,6 +25,8 @@ mod map_in_batches;
 mod memory;
 mod noop;
 mod pipeline;
+#[cfg(feature = "cli")]
+mod procs;
 mod proxy;
 mod readme;
 mod register;
