@@ -14,6 +14,7 @@
 //! file); `redis://host:port/db` is a Redis server a cluster shares.
 
 mod each;
+mod embedded;
 mod once;
 mod record;
 mod rows;
@@ -97,17 +98,16 @@ impl Journal {
             ))
         };
         let redis = location.starts_with("redis://") || location.starts_with("rediss://");
+        let cutoff = now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        // entries past the TTL: purged here from a file, expired by Redis itself
+        let expired = |v: &[u8]| Recorded::recorded_at(v).is_none_or(|at| at < cutoff);
         let store = if redis {
             Store::redis(location).map_err(fail)?
         } else {
-            Store::embedded(Path::new(location)).map_err(fail)?
+            Store::embedded(Path::new(location), expired).map_err(fail)?
         };
         let salt = store.salt().map_err(fail)?;
         let store = Arc::new(store);
-        let cutoff = now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        store
-            .remove_where(|v| Recorded::recorded_at(v).is_none_or(|at| at < cutoff))
-            .map_err(fail)?;
         let (tx, rx) = mpsc::channel();
         let ttl = Arc::new(Mutex::new(ttl));
         let writer = {

@@ -6,16 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::Database;
 
 use super::Key;
-
-/// Entry key → recorded value.
-const ENTRIES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("entries");
-/// Entry key → times replayed.
-const REPLAYS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("replays");
-/// Name → value: the salt of keyed hashes.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+use super::embedded::Embedded;
 
 /// How to recover from a damaged journal file.
 const DAMAGED: &str = "If the file is damaged, move it away (its recorded answers are then not \
@@ -34,7 +28,7 @@ pub(crate) struct Stored {
 /// One journal's storage (one per journal: the size of a variant is no matter).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Store {
-    Embedded(Database),
+    Embedded(Embedded),
     Redis {
         client: redis::Client,
         /// One connection for the writer thread, one for look-ups (made again
@@ -44,15 +38,16 @@ pub(crate) enum Store {
     },
 }
 
-type Fallible<T> = Result<T, String>;
+pub(crate) type Fallible<T> = Result<T, String>;
 
-fn text(e: impl std::fmt::Display) -> String {
+pub(crate) fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
 impl Store {
-    /// Opens (or creates) the file at `path`.
-    pub(crate) fn embedded(path: &Path) -> Fallible<Self> {
+    /// Opens (or creates) the file at `path`, removing the entries `expired`
+    /// says are past the TTL.
+    pub(crate) fn embedded(path: &Path, expired: impl Fn(&[u8]) -> bool) -> Fallible<Self> {
         if let Some(dir) = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
@@ -78,12 +73,7 @@ impl Store {
             }
             other => format!("{other}. {DAMAGED}"),
         })?;
-        let txn = db.begin_write().map_err(text)?;
-        txn.open_table(ENTRIES).map_err(text)?;
-        txn.open_table(REPLAYS).map_err(text)?;
-        txn.open_table(META).map_err(text)?;
-        txn.commit().map_err(text)?;
-        Ok(Self::Embedded(db))
+        Ok(Self::Embedded(Embedded::open(db, expired)?))
     }
 
     /// Connects to the Redis server of `url` (`redis://host:port/db`).
@@ -134,21 +124,7 @@ impl Store {
     pub(crate) fn salt(&self) -> Fallible<[u8; 32]> {
         let fresh: [u8; 32] = std::array::from_fn(|_| fastrand::u8(..));
         let stored: Vec<u8> = match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_write().map_err(text)?;
-                let value = {
-                    let mut meta = txn.open_table(META).map_err(text)?;
-                    let existing = meta.get("salt").map_err(text)?.map(|v| v.value().to_vec());
-                    if let Some(v) = existing {
-                        v
-                    } else {
-                        meta.insert("salt", fresh.as_slice()).map_err(text)?;
-                        fresh.to_vec()
-                    }
-                };
-                txn.commit().map_err(text)?;
-                value
-            }
+            Self::Embedded(db) => db.salt(fresh)?,
             Self::Redis { .. } => self.with_redis(true, |c| {
                 let key = format!("{PREFIX}salt");
                 redis::cmd("SET")
@@ -170,13 +146,7 @@ impl Store {
             return Ok(Vec::new());
         }
         match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_read().map_err(text)?;
-                let table = txn.open_table(ENTRIES).map_err(text)?;
-                keys.iter()
-                    .map(|k| Ok(table.get(k).map_err(text)?.map(|v| v.value().to_vec())))
-                    .collect()
-            }
+            Self::Embedded(db) => db.get_many(keys),
             Self::Redis { .. } => self.with_redis(false, |c| {
                 let names: Vec<String> = keys.iter().map(entry_name).collect();
                 redis::cmd("MGET").arg(names).query(c)
@@ -187,16 +157,7 @@ impl Store {
     /// Stores `entries` durably, all or none; each expires after `ttl` in Redis.
     pub(crate) fn put_many(&self, entries: &[(Key, Vec<u8>)], ttl: Duration) -> Fallible<()> {
         match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_write().map_err(text)?;
-                {
-                    let mut table = txn.open_table(ENTRIES).map_err(text)?;
-                    for (k, v) in entries {
-                        table.insert(k, v.as_slice()).map_err(text)?;
-                    }
-                }
-                txn.commit().map_err(text)
-            }
+            Self::Embedded(db) => db.put_many(entries),
             Self::Redis { .. } => self.with_redis(true, |c| {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
@@ -216,17 +177,7 @@ impl Store {
     /// Counts one more replay of each of `keys`.
     pub(crate) fn bump(&self, keys: &[Key], ttl: Duration) -> Fallible<()> {
         match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_write().map_err(text)?;
-                {
-                    let mut table = txn.open_table(REPLAYS).map_err(text)?;
-                    for k in keys {
-                        let n = table.get(k).map_err(text)?.map_or(0, |v| v.value());
-                        table.insert(k, n + 1).map_err(text)?;
-                    }
-                }
-                txn.commit().map_err(text)
-            }
+            Self::Embedded(db) => db.bump(keys),
             Self::Redis { .. } => self.with_redis(true, |c| {
                 let mut pipe = redis::pipe();
                 for k in keys {
@@ -242,23 +193,7 @@ impl Store {
     /// Every entry.
     pub(crate) fn list(&self) -> Fallible<Vec<Stored>> {
         match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_read().map_err(text)?;
-                let entries = txn.open_table(ENTRIES).map_err(text)?;
-                let replays = txn.open_table(REPLAYS).map_err(text)?;
-                let mut out = Vec::new();
-                for item in entries.iter().map_err(text)? {
-                    let (k, v) = item.map_err(text)?;
-                    let key = *k.value();
-                    let replayed = replays.get(&key).map_err(text)?.map_or(0, |r| r.value());
-                    out.push(Stored {
-                        key,
-                        value: v.value().to_vec(),
-                        replayed,
-                    });
-                }
-                Ok(out)
-            }
+            Self::Embedded(db) => db.list(),
             Self::Redis { .. } => self.with_redis(false, |c| {
                 let names = scan(c, &format!("{PREFIX}e:*"))?;
                 let mut out = Vec::with_capacity(names.len());
@@ -287,27 +222,7 @@ impl Store {
     /// Removes the entries `keep` refuses (with their replay counts); how many.
     pub(crate) fn remove_where(&self, mut drop: impl FnMut(&[u8]) -> bool) -> Fallible<usize> {
         match self {
-            Self::Embedded(db) => {
-                let txn = db.begin_write().map_err(text)?;
-                let removed = {
-                    let mut entries = txn.open_table(ENTRIES).map_err(text)?;
-                    let mut replays = txn.open_table(REPLAYS).map_err(text)?;
-                    let mut gone = Vec::new();
-                    for item in entries.iter().map_err(text)? {
-                        let (k, v) = item.map_err(text)?;
-                        if drop(v.value()) {
-                            gone.push(*k.value());
-                        }
-                    }
-                    for k in &gone {
-                        entries.remove(k).map_err(text)?;
-                        replays.remove(k).map_err(text)?;
-                    }
-                    gone.len()
-                };
-                txn.commit().map_err(text)?;
-                Ok(removed)
-            }
+            Self::Embedded(db) => db.remove_where(drop),
             Self::Redis { .. } => {
                 // Redis expires entries by itself: only a clear removes them
                 let all = self.list()?;
