@@ -38,7 +38,7 @@ impl Keep {
         let mut f = Fingerprint::new(&self.function);
         f.part(fields.as_bytes());
         f.part(format!("{:?}", args.values).as_bytes());
-        for row in rows.iter() {
+        for row in &rows {
             f.part(row.data());
         }
         let once = Once {
@@ -96,6 +96,7 @@ fn check_schema(
 
 /// The output stream of one partition. `window.permits` must be set: each
 /// handler call holds one slot of the session's budget.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn map_stream(
     partition: usize,
     input: SendableRecordBatchStream,

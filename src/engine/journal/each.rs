@@ -37,14 +37,14 @@ async fn finish(lead: Lead, function: &str, answer: &Answer) -> Result<()> {
 }
 
 /// The answer of every call of `calls` (an input and its key), in order.
-/// `send(input, token)` makes a call; `token` is its idempotency key (see
-/// [`Lead::token`]). `send` failing fails them all.
+/// `call(input, token)` makes a call; `token` is its idempotency key (see
+/// [`Lead::token`]). `call` failing fails them all.
 pub async fn each_once<T, F, Fut>(
     once: &Once<'_>,
     function: &str,
     slots: Arc<Slots>,
     calls: Vec<(T, Key, Mode)>,
-    send: F,
+    call: F,
 ) -> Result<Vec<Answer>>
 where
     F: Fn(T, String) -> Fut,
@@ -66,9 +66,9 @@ where
     let replayed = answers.iter().filter(|a| a.is_some()).count();
     held::calls_done(replayed);
     metrics::replayed(replayed);
-    let send = &send;
+    let call = &call;
     let sent = map_ordered(slots, leads, |(i, input, lead)| async move {
-        let answer = send(input, lead.token()).await?;
+        let answer = call(input, lead.token()).await?;
         finish(lead, function, &answer).await?;
         Ok((i, answer))
     });
@@ -80,9 +80,9 @@ where
                 return Ok((i, answer));
             }
             // the call it followed was dropped: its own
-            let lead = once.lead_again(key);
-            let answer = send(input, lead.token()).await?;
-            finish(lead, function, &answer).await?;
+            let again = once.lead_again(key);
+            let answer = call(input, again.token()).await?;
+            finish(again, function, &answer).await?;
             Ok((i, answer))
         }
     }));

@@ -166,9 +166,8 @@ impl Embedded {
         {
             let mut log = txn.open_table(LOG).map_err(text)?;
             let index = self.index.lock();
-            let mut seq = *next;
             let mut value = Vec::new();
-            for (key, entry) in entries {
+            for (seq, (key, entry)) in (*next..).zip(entries) {
                 value.clear();
                 value.extend_from_slice(key);
                 value.extend_from_slice(entry);
@@ -180,7 +179,6 @@ impl Embedded {
                     log.remove(earlier).map_err(text)?;
                 }
                 indexed.push((short(key), seq));
-                seq += 1;
             }
         }
         txn.commit().map_err(text)?;

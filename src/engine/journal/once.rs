@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -76,7 +76,8 @@ pub struct Merger {
 }
 
 enum Merged {
-    Flying(Shared<BoxFuture<'static, Option<Value>>>),
+    /// In flight: the calls waiting for its answer.
+    Flying(Vec<oneshot::Sender<Value>>),
     Answered(Value),
 }
 
@@ -89,31 +90,43 @@ impl std::fmt::Debug for Merger {
 }
 
 impl Merger {
-    /// Follow the call of `key` in flight, or lead it.
-    fn join(self: &Arc<Self>, key: Key) -> Result<Follower, oneshot::Sender<Value>> {
+    /// Follow the call of `key` in flight, or lead it (`None`).
+    fn join(&self, key: Key) -> Option<Follower> {
         let mut calls = self.calls.lock();
-        match calls.get(&key) {
-            Some(Merged::Flying(shared)) => Ok(Follower {
-                key,
-                flying: Some(shared.clone()),
-                answered: None,
-            }),
-            Some(Merged::Answered(value)) => Ok(Follower {
+        match calls.get_mut(&key) {
+            Some(Merged::Flying(waiting)) => {
+                let (tx, rx) = oneshot::channel();
+                waiting.push(tx);
+                Some(Follower {
+                    key,
+                    flying: Some(rx),
+                    answered: None,
+                })
+            }
+            Some(Merged::Answered(value)) => Some(Follower {
                 key,
                 flying: None,
                 answered: Some(Arc::clone(value)),
             }),
             None => {
-                let (tx, rx) = oneshot::channel::<Value>();
-                let shared = rx.map(Result::ok).boxed().shared();
-                calls.insert(key, Merged::Flying(shared));
-                Err(tx)
+                calls.insert(key, Merged::Flying(Vec::new()));
+                None
             }
         }
     }
 
+    /// Forgets `key`; the calls still waiting for it are told nothing (and
+    /// send their own).
     fn remove(&self, key: &Key) {
         self.calls.lock().remove(key);
+    }
+
+    /// The calls waiting for `key` (none once it is answered).
+    fn waiting(calls: &mut HashMap<Key, Merged>, key: &Key) -> Vec<oneshot::Sender<Value>> {
+        match calls.get_mut(key) {
+            Some(Merged::Flying(waiting)) => std::mem::take(waiting),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -130,7 +143,7 @@ pub enum Step {
 /// A call waiting for an identical one in flight.
 pub struct Follower {
     key: Key,
-    flying: Option<Shared<BoxFuture<'static, Option<Value>>>>,
+    flying: Option<oneshot::Receiver<Value>>,
     answered: Option<Value>,
 }
 
@@ -142,7 +155,7 @@ impl Follower {
             return Ok(value);
         }
         match self.flying {
-            Some(shared) => shared.await.ok_or(self.key),
+            Some(rx) => rx.await.map_err(|_| self.key),
             None => Err(self.key),
         }
     }
@@ -152,7 +165,7 @@ impl Follower {
 pub struct Lead {
     key: Key,
     journal: Option<Arc<Journal>>,
-    merged: Option<(Arc<Merger>, oneshot::Sender<Value>)>,
+    merged: Option<Arc<Merger>>,
 }
 
 impl Lead {
@@ -169,9 +182,17 @@ impl Lead {
     /// Its answer was found recorded: the identical calls waiting get it (as
     /// an `Arc<Recorded>`), and nothing is sent.
     fn replayed(mut self, recorded: &Recorded) {
-        if let Some((merger, tx)) = self.merged.take() {
-            let _ = tx.send(Arc::new(recorded.clone()) as Value);
-            merger.remove(&self.key);
+        if let Some(merger) = self.merged.take() {
+            let mut calls = merger.calls.lock();
+            let waiting = Merger::waiting(&mut calls, &self.key);
+            calls.remove(&self.key);
+            drop(calls);
+            if !waiting.is_empty() {
+                let value = Arc::new(recorded.clone()) as Value;
+                for tx in waiting {
+                    let _ = tx.send(Arc::clone(&value));
+                }
+            }
         }
     }
 
@@ -191,15 +212,14 @@ impl Lead {
         let key = self.key;
         let journal = self.journal.take();
         let recording = journal.is_some() && recorded.is_some();
-        let merger = self.merged.take().map(|(merger, tx)| {
+        let merger = self.merged.take().inspect(|merger| {
             let mut calls = merger.calls.lock();
-            let waiting = match calls.get(&key) {
-                Some(Merged::Flying(shared)) => shared.strong_count().unwrap_or(0) > 1,
-                _ => false,
-            };
-            if waiting || recording {
+            let waiting = Merger::waiting(&mut calls, &key);
+            if !waiting.is_empty() || recording {
                 let value = value();
-                let _ = tx.send(Arc::clone(&value));
+                for tx in waiting {
+                    let _ = tx.send(Arc::clone(&value));
+                }
                 if recording {
                     // until it is committed, identical calls take it from here
                     calls.insert(key, Merged::Answered(value));
@@ -209,7 +229,6 @@ impl Lead {
                 calls.remove(&key);
             }
             drop(calls);
-            merger
         });
         let (Some(journal), Some(recorded)) = (journal, recorded) else {
             return None;
@@ -226,7 +245,7 @@ impl Lead {
 impl Drop for Lead {
     /// Dropped unanswered (cancelled): the calls following it send their own.
     fn drop(&mut self) {
-        if let Some((merger, _)) = self.merged.take() {
+        if let Some(merger) = self.merged.take() {
             merger.remove(&self.key);
         }
     }
@@ -316,11 +335,11 @@ impl Once<'_> {
             });
         }
         match self.merger.join(key) {
-            Ok(follower) => Step::Follow(follower),
-            Err(tx) => Step::Lead(Lead {
+            Some(follower) => Step::Follow(follower),
+            None => Step::Lead(Lead {
                 key,
                 journal,
-                merged: Some((Arc::clone(self.merger), tx)),
+                merged: Some(Arc::clone(self.merger)),
             }),
         }
     }
