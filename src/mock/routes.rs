@@ -94,15 +94,7 @@ async fn echo(
         state.counters.proxied();
     }
     let key = query.get("id").cloned().unwrap_or_else(|| uri.to_string());
-    let idempotency = headers
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    state
-        .keys_per_id
-        .lock()
-        .entry(key.clone())
-        .or_default()
-        .push(idempotency);
+    state.keyed(&key, &headers);
     let headers: BTreeMap<String, String> = headers
         .iter()
         .map(|(k, v)| {
@@ -153,15 +145,7 @@ async fn batch(
     body: Bytes,
 ) -> Response {
     let key = format!("batch:{}", String::from_utf8_lossy(&body));
-    let idempotency = headers
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    state
-        .keys_per_id
-        .lock()
-        .entry(key.clone())
-        .or_default()
-        .push(idempotency);
+    state.keyed(&key, &headers);
     state
         .answer(&query, &key, || {
             match serde_json::from_slice::<Value>(&body) {

@@ -97,6 +97,18 @@ impl State {
 
     /// Answers one request of a fault-injecting route: counts it, waits, injects
     /// the fault decided for `key`, or answers with `ok()`.
+    /// Notes the `Idempotency-Key` (or its absence) of a request for `key`.
+    pub(super) fn keyed(&self, key: &str, headers: &axum::http::HeaderMap) {
+        let idempotency = headers
+            .get("idempotency-key")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        self.keys_per_id
+            .lock()
+            .entry(key.to_string())
+            .or_default()
+            .push(idempotency);
+    }
+
     pub(super) async fn answer(
         &self,
         query: &HashMap<String, String>,
