@@ -54,6 +54,7 @@ mod engine;
 pub mod expr_fn;
 mod http;
 pub mod jobs;
+mod hosts_sql;
 mod journal_sql;
 #[cfg(feature = "mock")]
 pub mod mock;

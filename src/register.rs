@@ -7,7 +7,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::prelude::SessionContext;
 
-use crate::journal_sql;
+use crate::{hosts_sql, journal_sql};
 use crate::runtime::AsyncRuntime;
 use crate::{batches, config, documented, http, noop, operator, secret};
 
@@ -105,6 +105,7 @@ fn register_state(state: &mut SessionState) -> Result<Arc<AsyncRuntime>> {
     }
     state.register_udf(Arc::new(http::UrlEncode::udf()))?;
     state.register_udtf("async_journal", Arc::new(journal_sql::JournalTable));
+    state.register_udtf("async_hosts", Arc::new(hosts_sql::HostsTable));
     state.register_udf(Arc::new(journal_sql::ClearJournal::udf(&runtime)))?;
     state.register_udf(Arc::new(secret::SecretFunc::udf(Arc::clone(
         runtime.secrets(),

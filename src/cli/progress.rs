@@ -196,7 +196,11 @@ fn held_back(limits: &Adaptive) -> String {
             what.push(format!("limit {}", r.limit));
         }
         if let Some(rate) = r.rate {
-            what.push(format!("{rate:.1} req/s"));
+            let why = r.reason.map(|w| format!(" {w}")).unwrap_or_default();
+            what.push(format!("{rate:.1} req/s{why}"));
+        }
+        if r.throttled > 0 {
+            what.push(format!("{} refused", r.throttled));
         }
         if !what.is_empty() {
             out.push_str(" · ");

@@ -12,9 +12,9 @@ use parking_lot::Mutex;
 use super::Adaptive;
 
 /// Adds `host_limits` to `metrics`: per key whose limits moved or that signalled
-/// load, its concurrency limit now, the lowest it went and the ceiling, its
-/// send-rate cap, and the throttled / overloaded answers (since the session
-/// started).
+/// load, its concurrency limit now, the lowest it went and the ceiling, the
+/// pace in force and why (advertised, learned), the throttled / overloaded
+/// answers and the time calls waited for it (since the session started).
 pub(crate) fn register(metrics: &ExecutionPlanMetricsSet, adaptive: &Arc<Adaptive>) {
     MetricBuilder::new(metrics).build(MetricValue::Custom {
         name: "host_limits".into(),
@@ -35,13 +35,20 @@ impl fmt::Display for LimitsView {
             .into_iter()
             .filter(|r| r.lowest < r.ceiling || r.rate.is_some() || r.throttled + r.overloaded > 0)
             .map(|r| {
+                let why = r.reason.map(|w| format!(" {w}")).unwrap_or_default();
                 let rate = r
                     .rate
-                    .map(|x| format!(", rate {x:.1}/s"))
+                    .map(|x| format!(", pace {x:.1}/s{why}"))
                     .unwrap_or_default();
                 format!(
-                    "{}: limit {} (lowest {}, ceiling {}){rate}, {} throttled, {} overloaded",
-                    r.key, r.limit, r.lowest, r.ceiling, r.throttled, r.overloaded
+                    "{}: limit {} (lowest {}, ceiling {}){rate}, {} throttled, {} overloaded, waited {} ms",
+                    r.key,
+                    r.limit,
+                    r.lowest,
+                    r.ceiling,
+                    r.throttled,
+                    r.overloaded,
+                    r.waited.as_millis()
                 )
             })
             .collect();

@@ -12,6 +12,9 @@
 //!   not UTF-8; `GET /redirect/{n}` — `n` redirects, then 200; `GET /redirect-loop`;
 //!   `GET /redirect-to?url=U` — a redirect to `U`.
 //! * `GET /stats` — the [`MockStats`] counters as JSON.
+//! * Servers that limit their clients: `GET /limited/{style}` (fixed or sliding
+//!   windows, advertising their quota in one of five header styles, or not at
+//!   all) and `GET /queue` (serves a few at a time, the others wait in line).
 //! * Real-world answers: compressed (`/compress/{n}`, `/gzip/{n}`, `/deflate/{n}`,
 //!   `/brotli/{n}`, `/zstd/{n}`, `/zeros/{n}`), binary (`/image/png`), in another
 //!   charset (`/encoding/latin1`), chosen headers (`/response-headers?k=v`).
@@ -33,6 +36,7 @@
 
 mod conns;
 mod faults;
+mod limits;
 mod routes;
 mod state;
 mod stats;
@@ -179,6 +183,7 @@ impl MockApi {
     pub fn reset_stats(&self) {
         self.state.counters.reset();
         self.state.faults.reset();
+        self.state.limits.reset();
         self.state.per_id.lock().clear();
         self.state.keys_per_id.lock().clear();
     }

@@ -30,6 +30,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/redirect-to", get(redirect_to))
         .route("/stats", get(stats))
         .route("/flaky/{id}", any(flaky))
+        .route("/limited/{style}", get(super::limits::limited))
+        .route("/queue", get(super::limits::queue))
         .merge(super::web::routes())
         .with_state(state)
 }

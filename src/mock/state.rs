@@ -17,6 +17,7 @@ pub(crate) struct State {
     pub(super) config: MockConfig,
     pub(crate) counters: Counters,
     pub(crate) faults: FaultState,
+    pub(crate) limits: super::limits::Limits,
     pub(super) next_id: AtomicU64,
     /// Requests received per id (the `id` query parameter or the route's key).
     pub(crate) per_id: parking_lot::Mutex<HashMap<String, u64>>,
@@ -39,6 +40,7 @@ impl State {
             config,
             counters: Counters::default(),
             faults: FaultState::default(),
+            limits: super::limits::Limits::default(),
             next_id: AtomicU64::new(0),
             per_id: parking_lot::Mutex::default(),
             keys_per_id: parking_lot::Mutex::default(),

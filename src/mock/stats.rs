@@ -20,6 +20,8 @@ pub(crate) struct Counters {
     proxied: AtomicU64,
     connections: AtomicU64,
     open_connections: AtomicU64,
+    served: AtomicU64,
+    served_us: AtomicU64,
     flight: Mutex<Flight>,
 }
 
@@ -57,6 +59,9 @@ pub struct MockStats {
     pub connections: u64,
     /// Connections open now (kept across resets).
     pub open_connections: u64,
+    /// Mean time from arrival to answer of the requests `/limited` and
+    /// `/queue` served (waiting in line included), in ms.
+    pub mean_served_ms: f64,
 }
 
 /// Marks one request in flight until dropped (also when the client goes away).
@@ -86,6 +91,11 @@ impl Counters {
             proxied: self.proxied.load(Ordering::SeqCst),
             connections: self.connections.load(Ordering::SeqCst),
             open_connections: self.open_connections.load(Ordering::SeqCst),
+            mean_served_ms: {
+                let n = self.served.load(Ordering::SeqCst);
+                let us = self.served_us.load(Ordering::SeqCst);
+                if n == 0 { 0.0 } else { us as f64 / n as f64 / 1000.0 }
+            },
             ..MockStats::default()
         }
     }
@@ -100,6 +110,8 @@ impl Counters {
         self.max_overtaken.store(0, Ordering::SeqCst);
         self.proxied.store(0, Ordering::SeqCst);
         self.connections.store(0, Ordering::SeqCst);
+        self.served.store(0, Ordering::SeqCst);
+        self.served_us.store(0, Ordering::SeqCst);
         *self.flight.lock() = Flight::default();
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -109,6 +121,13 @@ impl Counters {
 impl Counters {
     pub(crate) fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A request of `/limited` or `/queue` was served `took` after it arrived.
+    pub(crate) fn served(&self, took: std::time::Duration) {
+        self.served.fetch_add(1, Ordering::SeqCst);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.served_us.fetch_add(us, Ordering::SeqCst);
     }
 
     pub(crate) fn refused(&self) {

@@ -11,6 +11,7 @@ use reqwest::{Client, Method, Response, StatusCode, Url};
 use super::Headers;
 use super::charset;
 use super::policy::{Settings, retry_after, transient_status};
+use super::ratelimit::{Advertised, advertised};
 use super::request::{Body, ErrorKind, Outcome, Request};
 
 /// The outcome of one attempt and whether another one may help.
@@ -21,6 +22,8 @@ pub(crate) struct Tried {
     pub outcome: Box<Outcome>,
     pub transient: bool,
     pub retry_after: Option<Duration>,
+    /// The quotas the answer advertised (rate-limit headers).
+    pub advertised: Vec<Advertised>,
 }
 
 impl Tried {
@@ -29,6 +32,7 @@ impl Tried {
             outcome: Box::new(Outcome::failed(kind, error)),
             transient,
             retry_after: None,
+            advertised: Vec::new(),
         }
     }
 }
@@ -155,6 +159,7 @@ async fn read(mut response: Response, max_body: u64, binary: bool) -> Tried {
         } else {
             retry_after(response.headers())
         },
+        advertised: advertised(response.headers()),
     };
     // the length on the wire; a compressed body has none here (it is decoded
     // as it arrives), so its decoded size is checked chunk by chunk below: a

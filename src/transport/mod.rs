@@ -13,6 +13,7 @@ mod charset;
 mod client;
 mod headers;
 mod policy;
+mod ratelimit;
 mod request;
 mod secret_headers;
 mod url_parser;
@@ -21,6 +22,9 @@ pub(crate) use attempt::attempt;
 pub(crate) use client::{ClientOptions, HttpClient};
 pub(crate) use headers::Headers;
 pub(crate) use policy::{AllowedHosts, Settings, may_retry};
+pub(crate) use ratelimit::Advertised;
+#[cfg(all(test, feature = "mock"))]
+pub(crate) use ratelimit::advertised as read_advertised;
 pub(crate) use request::{Body, ErrorKind, Outcome, Request, parse_url, redact};
 pub(crate) use secret_headers::SecretHeaders;
 pub(crate) use url_parser::UrlParser;

@@ -35,6 +35,7 @@ mod retries;
 mod secrets;
 #[cfg(feature = "cli")]
 mod shell_jobs;
+mod throttling;
 mod tls;
 mod typed;
 mod typed_chunks;

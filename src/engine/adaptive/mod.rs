@@ -28,21 +28,27 @@
 //!   probe. A key binds only from its first cut until it has grown back to the
 //!   ceiling (the session's budget): a service that never complains costs
 //!   nothing after its start.
-//! * **Rate** (like the AWS SDKs' adaptive retry mode): when at least
-//!   [`SIGNAL_SHARE`] of the key's answers of the last second (at least
-//!   [`MIN_SAMPLE`] of them; [`HOLD_SHARE`] of a key's first answers) said
-//!   "too many requests" (429), its send rate is
-//!   capped at [`BACKOFF`] × its clean answers of that second, and the next
-//!   call waits the `Retry-After` of that answer, and until a second after the
-//!   first of those clean answers (they were sent under the cap's second
-//!   already: a service counting calls per second refuses none of the
-//!   following ones); each clean answer raises the
-//!   cap by [`RATE_PROBE`] / cap or [`RATE_GROWTH`] × cap, whichever is more,
-//!   and a cap that no longer binds is dropped. A 429 to a capped key shaves
-//!   the cap (not below [`BACKOFF`] × the last cut), and the cap grows back to
-//!   no more than [`RATE_MARGIN`] × the clean answers of the second before
-//!   that 429 for [`RATE_MEMORY`]. A service that sheds a
-//!   few requests at random (fewer than that share) keeps its full rate: each
+//! * **Advertised quotas** (for HTTP: rate-limit headers, see
+//!   [`Quota`]): what an answer said was left, less the calls sent after it,
+//!   is spread evenly until its reset; a quota of zero holds every call until
+//!   the reset, and a window's known quota starts the next. The latest answer
+//!   of a window can only lower what is left. A key paced so learns no rate,
+//!   and waits only the `Retry-After` of a refusal (which wins over all).
+//! * **Learned rate**, for services that refuse without saying their limit:
+//!   when at least [`SIGNAL_SHARE`] of the key's answers of the last second
+//!   (at least [`MIN_SAMPLE`]; [`HOLD_SHARE`] of a key's first answers) said
+//!   "too many requests" (429), the key is paced at [`RATE_MARGIN`] × the
+//!   clean answers of that second; each further refusal of a paced call (sent
+//!   after the last change) within ten seconds of the one before learns from
+//!   all clean answers since the first, per second (a window longer than a
+//!   second shows in the long run), never faster than before and never below
+//!   half of it at once. The first send after a refusal waits its
+//!   `Retry-After` and until a second after the first of the last second's
+//!   clean answers. After [`PROBE_GAP`] without refusals the rate is probed
+//!   [`PROBE_STEP`] higher for [`PROBE_LENGTH`]: refused, it goes back at once
+//!   (one refusal per probe) and the gap doubles (up to [`PROBE_GAP_MAX`]);
+//!   passed, it stays and the next step doubles. A service that sheds a few
+//!   requests at random (fewer than that share) keeps its full rate: each
 //!   refused request waits its `Retry-After` alone.
 //!
 //! A key's state is kept while it is used, and dropped after [`IDLE`].
@@ -54,6 +60,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+pub use state::Quota;
 use state::{Answer, Gate, State};
 
 mod state;
@@ -72,17 +79,22 @@ pub enum Signal {
 
 /// The factor of every cut.
 pub const BACKOFF: f64 = 0.9;
-/// Requests per second a rate cap grows by each second of clean answers (at
-/// least: a cap grows by [`RATE_GROWTH`] of itself per clean answer when that
-/// is more, so a high rate cut low at first is soon back).
+/// Calls per second an ungrounded rate (set before any call was accepted)
+/// grows by per clean answer, at least: it grows by [`RATE_GROWTH`] of itself
+/// when that is more.
 pub const RATE_PROBE: f64 = 0.5;
-/// Share of itself a rate cap grows by per clean answer, at least.
+/// Share of itself an ungrounded rate grows by per clean answer, at least.
 pub const RATE_GROWTH: f64 = 0.005;
-/// Share of the rate a capped key was refused at (its clean answers of the
-/// second before) that its cap may grow back to within [`RATE_MEMORY`].
-pub const RATE_MARGIN: f64 = 0.95;
-/// How long a capped key remembers the rate it was refused at.
-pub const RATE_MEMORY: Duration = Duration::from_secs(5);
+/// Share of the measured accepted rate a key is paced at.
+pub const RATE_MARGIN: f64 = 0.97;
+/// Time without refusals before a learned rate is probed upward.
+pub const PROBE_GAP: Duration = Duration::from_secs(30);
+/// The longest wait between probes (after failed ones).
+pub const PROBE_GAP_MAX: Duration = Duration::from_secs(480);
+/// How long a probe runs before it passes.
+pub const PROBE_LENGTH: Duration = Duration::from_secs(5);
+/// A first probe's step up (share of the rate).
+pub const PROBE_STEP: f64 = 0.05;
 /// Share of the last second's answers that must say "throttled" to cap the
 /// rate, or "overloaded" to cut the concurrency limit: a service that fails a
 /// few requests at random keeps its limits.
@@ -103,8 +115,12 @@ pub const START_WINDOW: usize = 8;
 pub const FIRST_STEP: Duration = Duration::from_millis(2);
 /// How long after each doubled window has started it doubles again.
 pub const START_STEP: Duration = Duration::from_millis(1);
-/// A key unused this long is forgotten.
+/// A key unused this long is forgotten (one that learned a rate or was
+/// advertised quotas: after [`IDLE_PACED`]).
 const IDLE: Duration = Duration::from_secs(60);
+/// A paced key's limits are kept this long unused: the next query of the
+/// session starts paced.
+const IDLE_PACED: Duration = Duration::from_secs(3600);
 
 /// What a key's limits did, for `EXPLAIN ANALYZE` and the progress line.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,10 +130,31 @@ pub struct KeyReport {
     pub limit: usize,
     pub lowest: usize,
     pub ceiling: usize,
-    /// The send-rate cap now (requests per second), if any.
+    /// The pace in force (calls per second), if any, and why.
     pub rate: Option<f64>,
+    pub reason: Option<Reason>,
     pub throttled: u64,
     pub overloaded: u64,
+    /// Time calls waited for their start, in all.
+    pub waited: Duration,
+}
+
+/// Why a key's calls are paced or limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The service's answers advertised a quota.
+    Advertised,
+    /// Learned from its refusals.
+    Learned,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Advertised => "advertised",
+            Self::Learned => "learned",
+        })
+    }
 }
 
 /// One key's limits (see [`Adaptive::entry`]).
@@ -140,6 +177,8 @@ pub struct KeySlot {
     started: Instant,
     /// Calls in flight to the key when it started, itself included.
     level: usize,
+    /// The calls started to the key before it, itself included.
+    seq: u64,
     /// How long the call waited for its start.
     waited: Duration,
 }
@@ -160,6 +199,9 @@ impl Key {
                 match s.try_start(now) {
                     Gate::Open(level) => {
                         let more = s.ramp_room(now);
+                        let seq = s.sent;
+                        let waited = now - asked;
+                        s.waited += waited;
                         drop(s);
                         if more {
                             self.freed.notify_one();
@@ -168,7 +210,8 @@ impl Key {
                             key: Arc::clone(self),
                             started: now,
                             level,
-                            waited: now - asked,
+                            seq,
+                            waited,
                         };
                     }
                     gate => gate,
@@ -197,7 +240,11 @@ impl Adaptive {
             return Arc::clone(k);
         }
         let now = Instant::now();
-        keys.retain(|_, k| Arc::strong_count(k) > 1 || now - k.state.lock().used < IDLE);
+        keys.retain(|_, k| {
+            let s = k.state.lock();
+            let idle = if s.paced() { IDLE_PACED } else { IDLE };
+            Arc::strong_count(k) > 1 || now - s.used < idle
+        });
         let k = Arc::new(Key {
             state: Mutex::new(State::new(ceiling.max(1), now)),
             freed: Notify::new(),
@@ -219,14 +266,18 @@ impl Adaptive {
             .iter()
             .map(|(key, k)| {
                 let s = k.state.lock();
+                let now = Instant::now();
+                let (rate, reason) = s.pace(now);
                 KeyReport {
                     key: key.clone(),
-                    limit: s.limit(Instant::now()).min(s.ceiling),
+                    limit: s.held(now),
                     lowest: s.lowest.floor() as usize,
                     ceiling: s.ceiling,
-                    rate: s.rate,
+                    rate,
+                    reason,
                     throttled: s.throttled,
                     overloaded: s.overloaded,
+                    waited: s.waited,
                 }
             })
             .collect();
@@ -244,12 +295,12 @@ impl KeySlot {
     /// The call ended with `signal`: the key's limits follow it.
     #[cfg(test)]
     pub fn answered(self, signal: Signal) {
-        self.answered_after(signal, None);
+        self.answered_after(signal, None, &[]);
     }
 
     /// The call ended with `signal`, asking to wait `retry_after` (a throttled
-    /// answer's hint): the key's limits follow it.
-    pub fn answered_after(self, signal: Signal, retry_after: Option<Duration>) {
+    /// answer's hint) and advertising `quotas`: the key's limits follow it.
+    pub fn answered_after(self, signal: Signal, retry_after: Option<Duration>, quotas: &[Quota]) {
         let mut s = self.key.state.lock();
         let now = Instant::now();
         let before = s.limit(now);
@@ -258,8 +309,9 @@ impl KeySlot {
             started: self.started,
             level: self.level,
             retry_after,
+            seq: self.seq,
         };
-        s.answered(answer, now);
+        s.answered(answer, quotas, now);
         let rose = s.limit(now) > before;
         drop(s);
         if rose {
@@ -288,5 +340,7 @@ impl Drop for KeySlot {
     }
 }
 
+#[cfg(test)]
+mod pace_tests;
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{BACKOFF, SIGNAL_SHARE, START_WINDOW, Signal};
+use super::{BACKOFF, Reason, SIGNAL_SHARE, START_WINDOW, Signal};
 
+mod advert;
 mod rate;
 mod start;
+
+pub use advert::Quota;
+use advert::Pace;
+use rate::Learned;
 
 /// Where a key's concurrency limit is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +30,11 @@ pub(super) enum Phase {
     /// until the key's answers tell load from chance ([`MIN_SAMPLE`] of them,
     /// or what came within [`HOLD_MAX`]).
     Hold { window: usize, since: Instant },
+    /// Its start ended well: the window grows by one per clean answer
+    /// (doubling each round trip, as TCP's slow start) up to the ceiling, so
+    /// that a service whose limit lies above the start's window is not sent
+    /// the whole budget at once.
+    Grow { window: usize },
     /// Not limited (never overloaded, or grown back to the ceiling).
     Free,
     /// Overloaded: at most `limit` calls (AIMD), since its cut to `base` at
@@ -45,6 +55,8 @@ pub(super) struct Answer {
     pub level: usize,
     /// How long a throttled answer asked to wait.
     pub retry_after: Option<Duration>,
+    /// The call was the `seq`-th to start (see [`State::sent`]).
+    pub seq: u64,
 }
 
 /// What a call to the key must wait for before it starts.
@@ -73,14 +85,18 @@ pub(super) struct State {
     pub lowest: f64,
     /// Mean round trip of clean answers (exponentially weighted).
     pub rtt: Duration,
+    /// The learned send rate (calls per second), if any, and how it was learned.
     pub rate: Option<f64>,
+    learned: Option<Learned>,
+    /// No call starts before then (the rate's spacing, a `Retry-After`).
     pub next_send: Instant,
     pub last_rate_cut: Option<Instant>,
-    /// The rate set by the last cut a share of answers called for.
-    rate_base: f64,
-    /// The clean answers of the second before the last 429 to a capped key,
-    /// and when: the cap does not grow past that rate for [`RATE_MEMORY`].
-    rate_top: Option<(f64, Instant)>,
+    /// The quotas the key's answers advertised.
+    paces: Vec<Pace>,
+    /// Calls started so far.
+    pub sent: u64,
+    /// Clean answers so far.
+    clean_total: u64,
     /// When the clean, throttled and overloaded answers of the last second arrived.
     recent_ok: VecDeque<Instant>,
     recent_throttled: VecDeque<Instant>,
@@ -90,6 +106,8 @@ pub(super) struct State {
     refused_levels: VecDeque<(Instant, usize)>,
     pub throttled: u64,
     pub overloaded: u64,
+    /// Time calls waited for their start, in all.
+    pub waited: Duration,
     pub used: Instant,
 }
 
@@ -108,17 +126,44 @@ impl State {
             lowest: ceiling as f64,
             rtt: Duration::ZERO,
             rate: None,
+            learned: None,
             next_send: now,
             last_rate_cut: None,
-            rate_base: 0.0,
-            rate_top: None,
+            paces: Vec::new(),
+            sent: 0,
+            clean_total: 0,
             recent_ok: VecDeque::new(),
             recent_throttled: VecDeque::new(),
             recent_overloaded: VecDeque::new(),
             refused_levels: VecDeque::new(),
             throttled: 0,
             overloaded: 0,
+            waited: Duration::ZERO,
             used: now,
+        }
+    }
+
+    /// Whether the key learned a rate or was advertised quotas.
+    pub fn paced(&self) -> bool {
+        self.rate.is_some() || self.advertised()
+    }
+
+    /// The pace in force (calls per second) and why.
+    pub fn pace(&self, now: Instant) -> (Option<f64>, Option<Reason>) {
+        match (self.advertised_rate(now), self.rate) {
+            (Some(r), _) => (Some(r), Some(Reason::Advertised)),
+            (None, _) if self.advertised() => (None, Some(Reason::Advertised)),
+            (None, Some(r)) => (Some(r), Some(Reason::Learned)),
+            (None, None) => (None, None),
+        }
+    }
+
+    /// The limit the key's answers hold it at (a start still growing its
+    /// window is not held: it reports the ceiling).
+    pub fn held(&self, now: Instant) -> usize {
+        match self.phase {
+            Phase::Grow { .. } => self.ceiling,
+            _ => self.limit(now).min(self.ceiling),
         }
     }
 
@@ -130,6 +175,7 @@ impl State {
                 _ => window,
             },
             Phase::Hold { window, .. } => window,
+            Phase::Grow { window } => window,
             Phase::Free => usize::MAX,
             Phase::Bound { limit, .. } => (limit.floor() as usize).max(1),
         }
@@ -152,26 +198,36 @@ impl State {
                 _ => Gate::Freed,
             };
         }
-        if self.rate.is_some() && self.next_send > now {
+        if self.next_send > now {
             return Gate::Until(self.next_send);
         }
-        if let Some(rate) = self.rate {
+        // Retry-After, then what the service advertised, then what was learned
+        if !self.paces.is_empty() {
+            if let Some(at) = self.advertised_gate(now) {
+                return Gate::Until(at);
+            }
+        } else if let Some(rate) = self.rate {
             self.next_send = self.next_send.max(now) + Duration::from_secs_f64(1.0 / rate);
         }
+        self.advertised_started(now);
         self.in_flight += 1;
         self.ramp_started(now, limit);
         Gate::Open(self.in_flight)
     }
 
     /// A call started at `started` with `level` calls in flight (itself
-    /// included) ended with `signal` at `now`.
-    pub fn answered(&mut self, answer: Answer, now: Instant) {
+    /// included) ended with `signal` at `now`, its answer advertising `quotas`.
+    pub fn answered(&mut self, answer: Answer, quotas: &[Quota], now: Instant) {
         let Answer {
             signal,
             started,
             level,
             retry_after,
+            seq,
         } = answer;
+        if !quotas.is_empty() {
+            self.advertised_answer(quotas, seq, now);
+        }
         let recent = match signal {
             Signal::Clean => &mut self.recent_ok,
             Signal::Throttled => &mut self.recent_throttled,
@@ -197,6 +253,11 @@ impl State {
         }
         match signal {
             Signal::Clean => self.clean(now - started, now),
+            Signal::Throttled if self.advertised() => {
+                // the quotas pace it: only the wait it asked for is added
+                self.throttled += 1;
+                self.next_send = self.next_send.max(now + retry_after.unwrap_or_default());
+            }
             Signal::Throttled => {
                 self.throttled += 1;
                 // a 429 first: one call at a time until the answers tell
@@ -215,15 +276,21 @@ impl State {
     }
 
     fn clean(&mut self, rtt: Duration, now: Instant) {
+        self.clean_total += 1;
         self.rtt = if self.rtt.is_zero() {
             rtt
         } else {
             self.rtt.mul_f64(0.9) + rtt.mul_f64(0.1)
         };
         let ceiling = self.ceiling as f64;
+        match self.phase {
+            // a clean first answer: nothing to fear from this key, but its
+            // window grows from what was sent
+            Phase::Ramp { .. } => self.grow_from(self.limit(now)),
+            Phase::Grow { window } => self.grow_from(window + 1),
+            _ => {}
+        }
         match &mut self.phase {
-            // a clean first answer: nothing to fear from this key
-            Phase::Ramp { .. } => self.phase = Phase::Free,
             Phase::Bound { limit, .. } => {
                 // not past what was refused lately (unless cut below it)
                 let top = self.refused_levels.iter().map(|&(_, l)| l).min();
@@ -233,9 +300,19 @@ impl State {
                     self.phase = Phase::Free;
                 }
             }
-            Phase::Hold { .. } | Phase::Free => {}
+            Phase::Ramp { .. } | Phase::Grow { .. } | Phase::Hold { .. } | Phase::Free => {}
         }
         self.rate_grows(now);
+    }
+
+    /// The key's window grows from `window` (free at the ceiling).
+    fn grow_from(&mut self, window: usize) {
+        let window = window.max(self.in_flight).max(START_WINDOW);
+        self.phase = if window >= self.ceiling {
+            Phase::Free
+        } else {
+            Phase::Grow { window }
+        };
     }
 
     /// Cuts the limit to [`BACKOFF`] × the calls in flight, at most `limit`.
@@ -259,7 +336,7 @@ impl State {
     fn overload(&mut self, started: Instant, level: usize, now: Instant) {
         let share = self.shares().is_some_and(|(_, o)| o >= SIGNAL_SHARE);
         match self.phase {
-            Phase::Free if share => self.cut_to(self.ceiling as f64, now),
+            Phase::Free | Phase::Grow { .. } if share => self.cut_to(self.ceiling as f64, now),
             Phase::Bound { limit, since, .. } if share && started >= since => {
                 self.cut_to(limit, now);
             }

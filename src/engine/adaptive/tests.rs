@@ -44,15 +44,15 @@ async fn a_throttled_key_gets_a_rate() {
     slot.answered(Signal::Throttled);
     let slot = a.acquire("h", 64).await;
     let start = Instant::now();
-    slot.answered_after(Signal::Throttled, Some(Duration::from_millis(100)));
-    // 4 of 14: capped at 0.9 × the 10 clean answers of the last second
-    assert_eq!(a.report()[0].rate.map(f64::round), Some(9.0));
+    slot.answered_after(Signal::Throttled, Some(Duration::from_millis(100)), &[]);
+    // 4 of 14: paced at 0.97 × the 10 clean answers of the last second
+    assert_eq!(a.report()[0].rate.map(|r| (r * 10.0).round()), Some(97.0));
     for _ in 0..2 {
         a.acquire("h", 64).await.answered(Signal::Clean);
     }
-    // the first call waited the Retry-After, the next 1/9 s more
+    // the first call waited the Retry-After, the next 1/9.7 s more
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(210), "{waited:?}");
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
     // other keys are not limited
     assert!(Box::pin(a.acquire("other", 64)).now_or_never().is_some());
 }
@@ -88,13 +88,26 @@ async fn a_new_key_ramps_up_until_its_first_answer() {
     let mut slots = take(&a, "h", START_WINDOW + 1).await;
     // the window doubles every step: the fifth call waited for the first
     assert!(start.elapsed() >= FIRST_STEP, "{:?}", start.elapsed());
-    // a clean first answer: the key is not limited any more
+    // a clean first answer: the window grows from the start's, by one per
+    // clean answer (doubling each round trip), and is free at the ceiling
     slots.pop().expect("a slot").answered(Signal::Clean);
-    for _ in 0..64 - START_WINDOW {
-        let slot = Box::pin(a.acquire("h", 64)).now_or_never();
-        slots.push(slot.expect("no limit after a clean answer"));
+    let window = |a: &Adaptive| a.keys.lock()["h"].state.lock().limit(Instant::now());
+    assert_eq!(window(&a), 2 * START_WINDOW);
+    assert_eq!(a.report()[0].limit, 64, "growing is not held");
+    let mut answered = 1;
+    while window(&a) < 64 {
+        while let Some(slot) = Box::pin(a.acquire("h", 64)).now_or_never() {
+            slots.push(slot);
+        }
+        assert_eq!(slots.len(), window(&a), "the window is full");
+        slots.remove(0).answered(Signal::Clean);
+        answered += 1;
     }
-    assert_eq!(a.report()[0].limit, 64);
+    assert!(answered <= 64 - 2 * START_WINDOW + 1, "{answered}");
+    for _ in slots.len()..64 {
+        let slot = Box::pin(a.acquire("h", 64)).now_or_never();
+        slots.push(slot.expect("no limit at the ceiling"));
+    }
 }
 
 #[tokio::test]
@@ -179,6 +192,7 @@ fn answer(signal: Signal, started: Instant) -> super::state::Answer {
         started,
         level: 1,
         retry_after: None,
+        seq: 0,
     }
 }
 
@@ -187,12 +201,12 @@ fn a_rate_cut_before_any_clean_answer_grows_back_on_the_first_ones() {
     let now = Instant::now();
     let mut s = super::state::State::new(64, now);
     for _ in 0..10 {
-        s.answered(answer(Signal::Throttled, now), now);
+        s.answered(answer(Signal::Throttled, now), &[], now);
     }
     assert_eq!(s.rate, Some(1.0));
     // no clean rate was measured: none caps the growth
     for _ in 0..4 {
-        s.answered(answer(Signal::Clean, now), now);
+        s.answered(answer(Signal::Clean, now), &[], now);
     }
     let rate = s.rate.unwrap_or_default();
     assert!(rate > 2.0, "{rate}");
@@ -204,7 +218,7 @@ fn a_held_key_decides_on_what_came_within_a_second() {
     let now = Instant::now();
     let mut s = State::new(64, now);
     assert_eq!(s.try_start(now), Gate::Open(1));
-    s.answered(answer(Signal::Throttled, now), now);
+    s.answered(answer(Signal::Throttled, now), &[], now);
     s.in_flight = 0;
     assert!(
         matches!(s.phase, Phase::Hold { window: 1, .. }),
@@ -216,6 +230,6 @@ fn a_held_key_decides_on_what_came_within_a_second() {
         *since -= HOLD_MAX;
     }
     assert_eq!(s.try_start(now), Gate::Open(1));
-    s.answered(answer(Signal::Clean, now), now);
+    s.answered(answer(Signal::Clean, now), &[], now);
     assert_eq!((s.phase, s.rate), (Phase::Free, None));
 }

@@ -75,7 +75,7 @@ impl State {
                     since,
                 }
             }
-            Phase::Free | Phase::Bound { .. } => {}
+            Phase::Free | Phase::Grow { .. } | Phase::Bound { .. } => {}
         }
     }
 
@@ -105,7 +105,7 @@ impl State {
                 let waited = since.elapsed() >= HOLD_MAX;
                 (self.first, if waited { 1 } else { MIN_SAMPLE })
             }
-            Phase::Free | Phase::Bound { .. } => (
+            Phase::Free | Phase::Grow { .. } | Phase::Bound { .. } => (
                 [
                     self.recent_ok.len(),
                     self.recent_throttled.len(),

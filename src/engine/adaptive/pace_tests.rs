@@ -1,0 +1,155 @@
+//! The pace rules: advertised quotas spread until their reset, and a rate
+//! learned from refusals, probed upward rarely.
+
+use std::time::{Duration, Instant};
+
+use super::state::{Answer, Gate, Quota, State};
+use super::{Reason, Signal};
+
+fn quota(remaining: u64, reset_ms: u64, limit: Option<u64>) -> Quota {
+    Quota {
+        name: String::new(),
+        requests: true,
+        remaining,
+        reset: Duration::from_millis(reset_ms),
+        limit,
+        window: None,
+    }
+}
+
+fn answer(signal: Signal, started: Instant, seq: u64) -> Answer {
+    Answer {
+        signal,
+        started,
+        level: 1,
+        retry_after: None,
+        seq,
+    }
+}
+
+/// Starts a call at `now` (it must be allowed) and ends it at once.
+fn start(s: &mut State, now: Instant) -> u64 {
+    assert_eq!(s.try_start(now), Gate::Open(1), "{now:?}");
+    s.in_flight -= 1;
+    s.sent
+}
+
+#[test]
+fn an_advertised_quota_is_spread_until_its_reset() {
+    let t0 = Instant::now();
+    let mut s = State::new(64, t0);
+    let first = start(&mut s, t0);
+    // three more started before the first answer: they count against it
+    for _ in 0..3 {
+        start(&mut s, t0);
+    }
+    s.answered(answer(Signal::Clean, t0, first), &[quota(10, 1000, Some(10))], t0);
+    assert_eq!(s.pace(t0).1, Some(Reason::Advertised));
+    // 10 − 3 = 7 left until the reset, spread evenly
+    let starts = run_until(&mut s, t0, t0 + Duration::from_millis(1000));
+    assert_eq!(starts.len(), 7, "{starts:?}");
+    assert!(starts[1] - starts[0] >= Duration::from_millis(100), "{starts:?}");
+    // none left: nothing until the reset, then the window's quota again
+    let now = t0;
+    let mut s = State::new(64, t0);
+    let first = start(&mut s, t0);
+    s.answered(answer(Signal::Clean, t0, first), &[quota(4, 1000, Some(5))], t0);
+    let sent = run_until(&mut s, now, t0 + Duration::from_millis(1000)).len();
+    assert_eq!(sent, 4, "the quota left, no more");
+    let next = run_until(&mut s, t0 + Duration::from_millis(1000), t0 + Duration::from_millis(2000));
+    assert_eq!(next.len(), 5, "the next window's whole quota");
+}
+
+/// Starts every call the key lets start from `from` until `to` (each ends at
+/// once, unanswered); returns when they started.
+fn run_until(s: &mut State, from: Instant, to: Instant) -> Vec<Instant> {
+    let mut starts = Vec::new();
+    let mut now = from;
+    while now < to {
+        match s.try_start(now) {
+            Gate::Open(_) => {
+                s.in_flight -= 1;
+                starts.push(now);
+            }
+            Gate::Until(at) => now = at,
+            other => panic!("{other:?}"),
+        }
+    }
+    starts
+}
+
+#[test]
+fn a_later_answer_of_a_window_only_lowers_what_is_left() {
+    let t0 = Instant::now();
+    let mut s = State::new(64, t0);
+    let a = start(&mut s, t0);
+    let b = start(&mut s, t0);
+    // b's answer (counted later at the server) arrives first
+    s.answered(answer(Signal::Clean, t0, b), &[quota(5, 1000, None)], t0);
+    s.answered(answer(Signal::Clean, t0, a), &[quota(6, 1000, None)], t0);
+    let sent = run_until(&mut s, t0, t0 + Duration::from_millis(999)).len();
+    assert_eq!(sent, 5);
+}
+
+#[test]
+fn an_exhausted_token_quota_holds_calls_until_its_reset() {
+    let t0 = Instant::now();
+    let mut s = State::new(64, t0);
+    let first = start(&mut s, t0);
+    let tokens = Quota {
+        name: "tokens".into(),
+        requests: false,
+        ..quota(0, 300, None)
+    };
+    s.answered(answer(Signal::Clean, t0, first), &[tokens], t0);
+    assert_eq!(s.try_start(t0), Gate::Until(t0 + Duration::from_millis(300)));
+}
+
+/// Runs a key against a server accepting `capacity` calls per second (a
+/// sliding window of one second), offering as fast as the key lets it for
+/// `secs`; returns the calls accepted and refused.
+fn against_a_window(s: &mut State, capacity: usize, t0: Instant, secs: u64) -> (u64, u64) {
+    let mut accepted: std::collections::VecDeque<Instant> = Default::default();
+    let (mut ok, mut refused) = (0, 0);
+    let mut now = t0;
+    let end = t0 + Duration::from_secs(secs);
+    while now < end {
+        match s.try_start(now) {
+            Gate::Open(_) => {
+                let seq = s.sent;
+                while accepted.front().is_some_and(|t| now - *t >= Duration::from_secs(1)) {
+                    accepted.pop_front();
+                }
+                let signal = if accepted.len() < capacity {
+                    accepted.push_back(now);
+                    ok += 1;
+                    Signal::Clean
+                } else {
+                    refused += 1;
+                    Signal::Throttled
+                };
+                let later = now + Duration::from_millis(1);
+                s.answered(answer(signal, now, seq), &[], later);
+                s.in_flight -= 1;
+                now = later;
+            }
+            Gate::Until(at) => now = at.max(now),
+            Gate::Freed | Gate::Step(_) => now += Duration::from_millis(1),
+        }
+    }
+    (ok, refused)
+}
+
+#[test]
+fn a_window_without_headers_is_learned_then_probed_rarely() {
+    let t0 = Instant::now();
+    let mut s = State::new(64, t0);
+    let (ok, refused) = against_a_window(&mut s, 20, t0, 60);
+    let (rate, why) = s.pace(t0 + Duration::from_secs(60));
+    assert_eq!(why, Some(Reason::Learned));
+    let rate = rate.unwrap_or_default();
+    assert!((18.0..=21.0).contains(&rate), "paced at {rate}");
+    // ≥ 0.95 of the rate, ≤ 3 % refused
+    assert!(ok as f64 >= 0.95 * 20.0 * 60.0, "{ok} accepted in 60 s");
+    assert!(refused as f64 <= 0.03 * ok as f64, "{refused} refused of {ok}");
+}
