@@ -28,6 +28,7 @@ impl TableFunctionImpl for HostsTable {
             Field::new("in_flight_limit", DataType::Int64, true),
             Field::new("lowest_limit", DataType::Int64, false),
             Field::new("ceiling", DataType::Int64, false),
+            Field::new("limited_by", DataType::Utf8, true),
             Field::new("pace", DataType::Float64, true),
             Field::new("reason", DataType::Utf8, true),
             Field::new("refused", DataType::Int64, false),
@@ -36,17 +37,24 @@ impl TableFunctionImpl for HostsTable {
         ]));
         let int = |f: &dyn Fn(&crate::engine::KeyReport) -> u64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(
-                hosts.iter().map(|h| i64::try_from(f(h)).unwrap_or(i64::MAX)),
+                hosts
+                    .iter()
+                    .map(|h| i64::try_from(f(h)).unwrap_or(i64::MAX)),
             ))
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(hosts.iter().map(|h| h.key.clone()))),
+            Arc::new(StringArray::from_iter_values(
+                hosts.iter().map(|h| h.key.clone()),
+            )),
             // no limit: none below the ceiling
             Arc::new(Int64Array::from_iter(hosts.iter().map(|h| {
                 (h.limit < h.ceiling).then(|| i64::try_from(h.limit).unwrap_or(i64::MAX))
             }))),
             int(&|h| h.lowest as u64),
             int(&|h| h.ceiling as u64),
+            Arc::new(StringArray::from_iter(
+                hosts.iter().map(|h| h.limited_by.map(|r| r.to_string())),
+            )),
             Arc::new(Float64Array::from_iter(hosts.iter().map(|h| h.rate))),
             Arc::new(StringArray::from_iter(
                 hosts.iter().map(|h| h.reason.map(|r| r.to_string())),

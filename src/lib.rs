@@ -52,9 +52,9 @@ pub mod config;
 mod documented;
 mod engine;
 pub mod expr_fn;
+mod hosts_sql;
 mod http;
 pub mod jobs;
-mod hosts_sql;
 mod journal_sql;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -7,9 +7,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::prelude::SessionContext;
 
-use crate::{hosts_sql, journal_sql};
 use crate::runtime::AsyncRuntime;
 use crate::{batches, config, documented, http, noop, operator, secret};
+use crate::{hosts_sql, journal_sql};
 
 mod sealed {
     pub trait Sealed {}

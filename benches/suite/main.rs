@@ -16,6 +16,7 @@
 mod baselines;
 #[cfg(feature = "ballista")]
 mod cluster;
+mod converge;
 mod fairness;
 mod guards;
 mod heavy_tail;
@@ -60,6 +61,9 @@ pub struct Sizes {
     /// Rows of the throttling runs: random 429s (a short job and a long one),
     /// a concurrency cap, a rate cap.
     pub throttle_rows: (usize, usize, usize, usize),
+    /// Rows of the converging-throttling runs: a 5/s sliding window, each
+    /// advertised 20 per 2 s window, the queueing server, a 50/s window.
+    pub converge_rows: (usize, usize, usize, usize),
     /// Calls of the guarded-calls runs.
     pub guarded_calls: usize,
     /// Latency of each guarded-calls run call.
@@ -84,6 +88,7 @@ const FULL: Sizes = Sizes {
     fair_budget: 64,
     fair_small_calls: 50,
     throttle_rows: (5000, 50_000, 2000, 50),
+    converge_rows: (300, 200, 4000, 1000),
     guarded_calls: 10_000,
     guarded_latency_ms: 50,
     journal_calls: 200_000,
@@ -103,6 +108,7 @@ const QUICK: Sizes = Sizes {
     fair_budget: 16,
     fair_small_calls: 20,
     throttle_rows: (500, 2000, 200, 10),
+    converge_rows: (10, 30, 200, 50),
     guarded_calls: 500,
     guarded_latency_ms: 20,
     journal_calls: 5_000,

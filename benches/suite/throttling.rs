@@ -129,6 +129,7 @@ pub async fn run(sizes: &Sizes, report: &mut Report) -> Result<()> {
         }
     }
     more_rows(&mut t, report, shed, shed_rows, long_rows).await?;
+    crate::converge::rows(sizes, &mut t, report).await?;
     report.table(t);
     Ok(())
 }

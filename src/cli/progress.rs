@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
-use crate::engine::{Adaptive, CallStats};
+use crate::engine::{Adaptive, CallStats, Reason};
 
 /// Calls must have been running this long before the line shows.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
@@ -193,7 +193,11 @@ fn held_back(limits: &Adaptive) -> String {
     for r in limits.report() {
         let mut what = Vec::new();
         if r.limit < r.ceiling {
-            what.push(format!("limit {}", r.limit));
+            let why = match r.limited_by {
+                Some(w @ Reason::Latency) => format!(" {w}"),
+                _ => String::new(),
+            };
+            what.push(format!("limit {}{why}", r.limit));
         }
         if let Some(rate) = r.rate {
             let why = r.reason.map(|w| format!(" {w}")).unwrap_or_default();

@@ -47,11 +47,24 @@ namespace! {
         /// Adapt each host's calls in flight and send rate to what it answers:
         /// 502/503/504 and refused connections cut its limit to 0.9 × its calls
         /// in flight (once per round trip), clean answers grow it back by one per
-        /// round trip; a 429 caps its send rate at 0.9 × its clean answers of the
-        /// last second, growing back 0.5 requests/s per second. Within
+        /// round trip; advertised quotas, a rate learned from 429s and rising
+        /// latency pace and limit it (the three settings below). Within
         /// async_udf.max_in_flight and http.requests_per_second (hard caps).
         /// false: fixed limits only.
         adaptive: bool = true,
+        /// Pace each host by the quotas its answers advertise (RateLimit and
+        /// RateLimit-Policy, RateLimit-Limit/-Remaining/-Reset, x-ratelimit-*,
+        /// anthropic-ratelimit-*): what is left lasts until the reset.
+        /// false: the headers are ignored.
+        rate_limit_headers: bool = true,
+        /// Learn a host's rate from its 429s when it advertises none: paced at
+        /// 0.97 of what it accepted, probed 5 % higher after 30 s without
+        /// refusals. false: each 429 only waits its Retry-After.
+        learn_rate: bool = true,
+        /// Limit a host's calls in flight when its latency rises with them (it
+        /// queues): its median latency is kept near 1.25 × its unloaded one.
+        /// false: only refusals limit the calls in flight.
+        latency_limit: bool = true,
         /// Hosts that may be called, comma-separated; '*.example.com' matches
         /// subdomains; empty = all. Checked before connecting and after redirects.
         allowed_hosts: String = String::new(),

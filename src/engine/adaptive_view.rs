@@ -33,15 +33,21 @@ impl fmt::Display for LimitsView {
         let moved: Vec<String> = adaptive
             .report()
             .into_iter()
-            .filter(|r| r.lowest < r.ceiling || r.rate.is_some() || r.throttled + r.overloaded > 0)
+            .filter(|r| {
+                r.lowest < r.ceiling
+                    || r.rate.is_some()
+                    || r.limited_by.is_some()
+                    || r.throttled + r.overloaded > 0
+            })
             .map(|r| {
                 let why = r.reason.map(|w| format!(" {w}")).unwrap_or_default();
+                let held = r.limited_by.map(|w| format!(" {w}")).unwrap_or_default();
                 let rate = r
                     .rate
                     .map(|x| format!(", pace {x:.1}/s{why}"))
                     .unwrap_or_default();
                 format!(
-                    "{}: limit {} (lowest {}, ceiling {}){rate}, {} throttled, {} overloaded, waited {} ms",
+                    "{}: limit {}{held} (lowest {}, ceiling {}){rate}, {} throttled, {} overloaded, waited {} ms",
                     r.key,
                     r.limit,
                     r.lowest,

@@ -49,7 +49,9 @@ mod retry;
 mod share;
 mod window;
 
-pub use adaptive::{Adaptive, Key as AdaptiveKey, KeyReport, KeySlot, Quota, Signal};
+pub use adaptive::{
+    Adaptive, Key as AdaptiveKey, KeyReport, KeySlot, Quota, Reason, Rules, Signal,
+};
 pub use budget::Budget;
 pub use chunks::Counted;
 pub use chunks::chunk_ranges;

@@ -11,7 +11,7 @@ use reqwest::Url;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{
-    Adaptive, AdaptiveKey, GaveUp, KeySlot, Quota, RateLimits, RetryPolicy, Signal, Verdict,
+    Adaptive, AdaptiveKey, GaveUp, KeySlot, Quota, RateLimits, RetryPolicy, Rules, Signal, Verdict,
     metrics, retry,
 };
 use crate::runtime::AsyncRuntime;
@@ -29,9 +29,11 @@ pub(crate) struct Policy {
     pub retry: RetryPolicy,
     pub retry_non_idempotent: bool,
     pub requests_per_second: f64,
-    /// Adaptive per-host limits, up to `ceiling` calls in flight per host.
+    /// Adaptive per-host limits, up to `ceiling` calls in flight per host, by
+    /// the rules on.
     pub adaptive: bool,
     pub ceiling: usize,
+    pub rules: Rules,
 }
 
 fn millis(ms: u64) -> Option<Duration> {
@@ -65,6 +67,11 @@ impl Policy {
             requests_per_second: c.requests_per_second,
             adaptive: c.adaptive,
             ceiling: engine.max_in_flight.get(),
+            rules: Rules {
+                advertised: c.rate_limit_headers,
+                learn_rate: c.learn_rate,
+                latency: c.latency_limit,
+            },
         }
     }
 }
@@ -190,7 +197,8 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
                     // the host's pace follows its advertised quotas, else its
                     // 429s (and waits their Retry-After)
                     let quotas: Vec<Quota> = tried.advertised.iter().map(quota).collect();
-                    slot.answered_after(signal(&tried.outcome), tried.retry_after, &quotas);
+                    let signal = signal(&tried.outcome);
+                    slot.answered_after(signal, tried.retry_after, &quotas, policy.rules);
                 } else {
                     // this request waits what the service asked (its retry's
                     // delay); the whole host only when the service keeps asking

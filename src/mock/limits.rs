@@ -65,9 +65,11 @@ impl Window {
         // whole-second windows end on whole seconds of the clock, as the
         // services that advertise epoch seconds count them
         let ends = if length.subsec_nanos() == 0 && !sliding {
-            let epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let epoch = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             let into = epoch.as_nanos() % length.as_nanos();
-            now + length - Duration::from_nanos(into as u64)
+            now + length.saturating_sub(Duration::from_nanos(into as u64))
         } else {
             now + length
         };
@@ -83,17 +85,20 @@ impl Window {
 
     fn ask(&mut self, now: Instant) -> Verdict {
         if self.sliding {
-            while self.accepted.front().is_some_and(|t| now - *t >= self.length) {
+            while self
+                .accepted
+                .front()
+                .is_some_and(|t| now - *t >= self.length)
+            {
                 self.accepted.pop_front();
             }
             let accepted = (self.accepted.len() as u32) < self.limit;
             if accepted {
                 self.accepted.push_back(now);
             }
-            let reset = self
-                .accepted
-                .front()
-                .map_or(Duration::ZERO, |t| (*t + self.length).saturating_duration_since(now));
+            let reset = self.accepted.front().map_or(Duration::ZERO, |t| {
+                (*t + self.length).saturating_duration_since(now)
+            });
             return Verdict {
                 accepted,
                 remaining: self.limit - self.accepted.len() as u32,
@@ -119,7 +124,10 @@ impl Window {
 type Params = Query<HashMap<String, String>>;
 
 fn number(query: &HashMap<String, String>, key: &str, default: u64) -> u64 {
-    query.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    query
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// `GET /limited/{style}`.
@@ -134,7 +142,9 @@ pub(crate) async fn limited(
     state.count_id(&id);
     let limit = number(&query, "limit", 10).clamp(1, 1_000_000) as u32;
     let length = Duration::from_millis(number(&query, "window_ms", 1000).clamp(1, 3_600_000));
-    let sliding = query.get("sliding").is_some_and(|v| v == "1" || v == "true");
+    let sliding = query
+        .get("sliding")
+        .is_some_and(|v| v == "1" || v == "true");
     let verdict = {
         let mut windows = state.limits.windows.lock();
         let key = format!("{style}/{limit}/{}/{sliding}", length.as_millis());
@@ -145,9 +155,14 @@ pub(crate) async fn limited(
     };
     let headers = advertise(&style, limit, length, &verdict);
     if !verdict.accepted {
-        state.counters.throttled();
+        state.counters.throttled_at(arrived);
         guard.complete();
-        return (StatusCode::TOO_MANY_REQUESTS, headers, "rate limit exceeded").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            headers,
+            "rate limit exceeded",
+        )
+            .into_response();
     }
     state.delay(&query).await;
     state.faults.succeeded(&id);
@@ -230,11 +245,16 @@ fn advertise(style: &str, limit: u32, window: Duration, verdict: &Verdict) -> He
             ("x-ratelimit-reset-tokens", "6m0s".to_string()),
         ],
         "anthropic" => {
-            let at = chrono::DateTime::<chrono::Utc>::from(UNIX_EPOCH + Duration::from_secs(epoch(reset_at)));
+            let at = chrono::DateTime::<chrono::Utc>::from(
+                UNIX_EPOCH + Duration::from_secs(epoch(reset_at)),
+            );
             let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             vec![
                 ("anthropic-ratelimit-requests-limit", limit.to_string()),
-                ("anthropic-ratelimit-requests-remaining", remaining.to_string()),
+                (
+                    "anthropic-ratelimit-requests-remaining",
+                    remaining.to_string(),
+                ),
                 ("anthropic-ratelimit-requests-reset", at),
             ]
         }

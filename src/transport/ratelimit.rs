@@ -61,11 +61,13 @@ pub(crate) fn advertised(headers: &HeaderMap) -> Vec<Advertised> {
         ));
     }
     let resource = text("x-ratelimit-resource").unwrap_or_default().to_string();
-    let remaining = text("x-ratelimit-remaining").map(str::to_string).or_else(|| {
-        let limit: u64 = text("x-ratelimit-limit")?.trim().parse().ok()?;
-        let used: u64 = text("x-ratelimit-used")?.trim().parse().ok()?;
-        Some(limit.saturating_sub(used).to_string())
-    });
+    let remaining = text("x-ratelimit-remaining")
+        .map(str::to_string)
+        .or_else(|| {
+            let limit: u64 = text("x-ratelimit-limit")?.trim().parse().ok()?;
+            let used: u64 = text("x-ratelimit-used")?.trim().parse().ok()?;
+            Some(limit.saturating_sub(used).to_string())
+        });
     out.extend(fields(
         resource,
         text("x-ratelimit-limit"),
@@ -205,7 +207,11 @@ fn whole(item: &BareItem) -> Option<u64> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Delta seconds (decimals allowed), or epoch seconds when that large.
@@ -293,7 +299,10 @@ mod tests {
     #[test]
     fn ietf_structured_fields() {
         let got = read(&[
-            ("RateLimit-Policy", r#""burst";q=20;w=2, "day";q=1000;w=86400"#),
+            (
+                "RateLimit-Policy",
+                r#""burst";q=20;w=2, "day";q=1000;w=86400"#,
+            ),
             ("RateLimit", r#""burst";r=15;t=1, "day";r=900;t=3600"#),
         ]);
         assert_eq!(
@@ -346,15 +355,36 @@ mod tests {
         assert!(read(&[("RateLimit", r#""p";r=-1;t=1"#)]).is_empty());
         assert!(read(&[("RateLimit", "((")]).is_empty());
         assert!(read(&[("RateLimit", r#""p";r=1"#)]).is_empty());
-        assert!(read(&[("x-ratelimit-remaining", "many"), ("x-ratelimit-reset", "1")]).is_empty());
-        assert!(read(&[("x-ratelimit-remaining-requests", "5"), ("x-ratelimit-reset-requests", "soon")]).is_empty());
-        assert!(read(&[("anthropic-ratelimit-requests-remaining", "5"), ("anthropic-ratelimit-requests-reset", "tomorrow")]).is_empty());
+        assert!(
+            read(&[
+                ("x-ratelimit-remaining", "many"),
+                ("x-ratelimit-reset", "1")
+            ])
+            .is_empty()
+        );
+        assert!(
+            read(&[
+                ("x-ratelimit-remaining-requests", "5"),
+                ("x-ratelimit-reset-requests", "soon")
+            ])
+            .is_empty()
+        );
+        assert!(
+            read(&[
+                ("anthropic-ratelimit-requests-remaining", "5"),
+                ("anthropic-ratelimit-requests-reset", "tomorrow")
+            ])
+            .is_empty()
+        );
         assert!(read(&[("content-type", "text/plain")]).is_empty());
     }
 
     #[test]
     fn github_style() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let reset = (now + 30).to_string();
         let got = read(&[
             ("x-ratelimit-limit", "5000"),
@@ -365,7 +395,10 @@ mod tests {
         ]);
         assert_eq!(got.len(), 1);
         let g = &got[0];
-        assert_eq!((g.name.as_str(), g.remaining, g.limit), ("core", 4999, Some(5000)));
+        assert_eq!(
+            (g.name.as_str(), g.remaining, g.limit),
+            ("core", 4999, Some(5000))
+        );
         assert!((28..=30).contains(&g.reset.as_secs()), "{:?}", g.reset);
         // remaining from limit and used
         let got = read(&[
@@ -417,8 +450,14 @@ mod tests {
             ("anthropic-ratelimit-output-tokens-reset", &at.to_rfc3339()),
         ]);
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].remaining, got[0].limit, got[0].requests), (49, Some(50), true));
+        assert_eq!(
+            (got[0].remaining, got[0].limit, got[0].requests),
+            (49, Some(50), true)
+        );
         assert!((18..=20).contains(&got[0].reset.as_secs()));
-        assert_eq!((got[1].name.as_str(), got[1].requests), ("output-tokens", false));
+        assert_eq!(
+            (got[1].name.as_str(), got[1].requests),
+            ("output-tokens", false)
+        );
     }
 }

@@ -115,6 +115,11 @@ pub const START_WINDOW: usize = 8;
 pub const FIRST_STEP: Duration = Duration::from_millis(2);
 /// How long after each doubled window has started it doubles again.
 pub const START_STEP: Duration = Duration::from_millis(1);
+/// How far a key's median latency may rise over its unloaded latency before
+/// its calls in flight are limited (and the latency the limit aims at).
+pub const LATENCY_TOLERANCE: f64 = 1.25;
+/// A rise of latency smaller than this is no queue worth acting on.
+pub const LATENCY_FLOOR: Duration = Duration::from_millis(10);
 /// A key unused this long is forgotten (one that learned a rate or was
 /// advertised quotas: after [`IDLE_PACED`]).
 const IDLE: Duration = Duration::from_secs(60);
@@ -133,6 +138,8 @@ pub struct KeyReport {
     /// The pace in force (calls per second), if any, and why.
     pub rate: Option<f64>,
     pub reason: Option<Reason>,
+    /// What holds the limit below the ceiling, if anything.
+    pub limited_by: Option<Reason>,
     pub throttled: u64,
     pub overloaded: u64,
     /// Time calls waited for their start, in all.
@@ -146,6 +153,31 @@ pub enum Reason {
     Advertised,
     /// Learned from its refusals.
     Learned,
+    /// Its latency rose with the calls in flight.
+    Latency,
+    /// It answered "overloaded" (502/503/504, refused connections).
+    Overloaded,
+}
+
+/// Which of the adaptive rules a call's answer feeds (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Advertised quotas pace the key.
+    pub advertised: bool,
+    /// Refusals without a quota teach the key a rate.
+    pub learn_rate: bool,
+    /// Rising latency limits the calls in flight.
+    pub latency: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            advertised: true,
+            learn_rate: true,
+            latency: true,
+        }
+    }
 }
 
 impl std::fmt::Display for Reason {
@@ -153,6 +185,8 @@ impl std::fmt::Display for Reason {
         f.write_str(match self {
             Self::Advertised => "advertised",
             Self::Learned => "learned",
+            Self::Latency => "latency",
+            Self::Overloaded => "overloaded",
         })
     }
 }
@@ -275,6 +309,7 @@ impl Adaptive {
                     ceiling: s.ceiling,
                     rate,
                     reason,
+                    limited_by: s.limited_by(now),
                     throttled: s.throttled,
                     overloaded: s.overloaded,
                     waited: s.waited,
@@ -295,12 +330,19 @@ impl KeySlot {
     /// The call ended with `signal`: the key's limits follow it.
     #[cfg(test)]
     pub fn answered(self, signal: Signal) {
-        self.answered_after(signal, None, &[]);
+        self.answered_after(signal, None, &[], Rules::default());
     }
 
     /// The call ended with `signal`, asking to wait `retry_after` (a throttled
-    /// answer's hint) and advertising `quotas`: the key's limits follow it.
-    pub fn answered_after(self, signal: Signal, retry_after: Option<Duration>, quotas: &[Quota]) {
+    /// answer's hint) and advertising `quotas`: the key's limits follow it,
+    /// by the `rules` on.
+    pub fn answered_after(
+        self,
+        signal: Signal,
+        retry_after: Option<Duration>,
+        quotas: &[Quota],
+        rules: Rules,
+    ) {
         let mut s = self.key.state.lock();
         let now = Instant::now();
         let before = s.limit(now);
@@ -311,7 +353,8 @@ impl KeySlot {
             retry_after,
             seq: self.seq,
         };
-        s.answered(answer, quotas, now);
+        let quotas = if rules.advertised { quotas } else { &[] };
+        s.answered(answer, quotas, rules, now);
         let rose = s.limit(now) > before;
         drop(s);
         if rose {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::state::{Answer, Gate, Quota, State};
-use super::{Reason, Signal};
+use super::{Reason, Rules, Signal};
 
 fn quota(remaining: u64, reset_ms: u64, limit: Option<u64>) -> Quota {
     Quota {
@@ -43,20 +43,37 @@ fn an_advertised_quota_is_spread_until_its_reset() {
     for _ in 0..3 {
         start(&mut s, t0);
     }
-    s.answered(answer(Signal::Clean, t0, first), &[quota(10, 1000, Some(10))], t0);
+    s.answered(
+        answer(Signal::Clean, t0, first),
+        &[quota(10, 1000, Some(10))],
+        Rules::default(),
+        t0,
+    );
     assert_eq!(s.pace(t0).1, Some(Reason::Advertised));
     // 10 − 3 = 7 left until the reset, spread evenly
-    let starts = run_until(&mut s, t0, t0 + Duration::from_millis(1000));
+    let starts = run_until(&mut s, t0, t0 + Duration::from_secs(1));
     assert_eq!(starts.len(), 7, "{starts:?}");
-    assert!(starts[1] - starts[0] >= Duration::from_millis(100), "{starts:?}");
+    assert!(
+        starts[1] - starts[0] >= Duration::from_millis(100),
+        "{starts:?}"
+    );
     // none left: nothing until the reset, then the window's quota again
     let now = t0;
     let mut s = State::new(64, t0);
     let first = start(&mut s, t0);
-    s.answered(answer(Signal::Clean, t0, first), &[quota(4, 1000, Some(5))], t0);
-    let sent = run_until(&mut s, now, t0 + Duration::from_millis(1000)).len();
+    s.answered(
+        answer(Signal::Clean, t0, first),
+        &[quota(4, 1000, Some(5))],
+        Rules::default(),
+        t0,
+    );
+    let sent = run_until(&mut s, now, t0 + Duration::from_secs(1)).len();
     assert_eq!(sent, 4, "the quota left, no more");
-    let next = run_until(&mut s, t0 + Duration::from_millis(1000), t0 + Duration::from_millis(2000));
+    let next = run_until(
+        &mut s,
+        t0 + Duration::from_secs(1),
+        t0 + Duration::from_secs(2),
+    );
     assert_eq!(next.len(), 5, "the next window's whole quota");
 }
 
@@ -85,8 +102,18 @@ fn a_later_answer_of_a_window_only_lowers_what_is_left() {
     let a = start(&mut s, t0);
     let b = start(&mut s, t0);
     // b's answer (counted later at the server) arrives first
-    s.answered(answer(Signal::Clean, t0, b), &[quota(5, 1000, None)], t0);
-    s.answered(answer(Signal::Clean, t0, a), &[quota(6, 1000, None)], t0);
+    s.answered(
+        answer(Signal::Clean, t0, b),
+        &[quota(5, 1000, None)],
+        Rules::default(),
+        t0,
+    );
+    s.answered(
+        answer(Signal::Clean, t0, a),
+        &[quota(6, 1000, None)],
+        Rules::default(),
+        t0,
+    );
     let sent = run_until(&mut s, t0, t0 + Duration::from_millis(999)).len();
     assert_eq!(sent, 5);
 }
@@ -101,15 +128,23 @@ fn an_exhausted_token_quota_holds_calls_until_its_reset() {
         requests: false,
         ..quota(0, 300, None)
     };
-    s.answered(answer(Signal::Clean, t0, first), &[tokens], t0);
-    assert_eq!(s.try_start(t0), Gate::Until(t0 + Duration::from_millis(300)));
+    s.answered(
+        answer(Signal::Clean, t0, first),
+        &[tokens],
+        Rules::default(),
+        t0,
+    );
+    assert_eq!(
+        s.try_start(t0),
+        Gate::Until(t0 + Duration::from_millis(300))
+    );
 }
 
 /// Runs a key against a server accepting `capacity` calls per second (a
 /// sliding window of one second), offering as fast as the key lets it for
 /// `secs`; returns the calls accepted and refused.
 fn against_a_window(s: &mut State, capacity: usize, t0: Instant, secs: u64) -> (u64, u64) {
-    let mut accepted: std::collections::VecDeque<Instant> = Default::default();
+    let mut accepted = std::collections::VecDeque::<Instant>::new();
     let (mut ok, mut refused) = (0, 0);
     let mut now = t0;
     let end = t0 + Duration::from_secs(secs);
@@ -117,7 +152,10 @@ fn against_a_window(s: &mut State, capacity: usize, t0: Instant, secs: u64) -> (
         match s.try_start(now) {
             Gate::Open(_) => {
                 let seq = s.sent;
-                while accepted.front().is_some_and(|t| now - *t >= Duration::from_secs(1)) {
+                while accepted
+                    .front()
+                    .is_some_and(|t| now - *t >= Duration::from_secs(1))
+                {
                     accepted.pop_front();
                 }
                 let signal = if accepted.len() < capacity {
@@ -129,7 +167,7 @@ fn against_a_window(s: &mut State, capacity: usize, t0: Instant, secs: u64) -> (
                     Signal::Throttled
                 };
                 let later = now + Duration::from_millis(1);
-                s.answered(answer(signal, now, seq), &[], later);
+                s.answered(answer(signal, now, seq), &[], Rules::default(), later);
                 s.in_flight -= 1;
                 now = later;
             }
@@ -151,5 +189,8 @@ fn a_window_without_headers_is_learned_then_probed_rarely() {
     assert!((18.0..=21.0).contains(&rate), "paced at {rate}");
     // ≥ 0.95 of the rate, ≤ 3 % refused
     assert!(ok as f64 >= 0.95 * 20.0 * 60.0, "{ok} accepted in 60 s");
-    assert!(refused as f64 <= 0.03 * ok as f64, "{refused} refused of {ok}");
+    assert!(
+        refused as f64 <= 0.03 * ok as f64,
+        "{refused} refused of {ok}"
+    );
 }

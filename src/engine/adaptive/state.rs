@@ -3,14 +3,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{BACKOFF, Reason, SIGNAL_SHARE, START_WINDOW, Signal};
+use super::{BACKOFF, Reason, Rules, SIGNAL_SHARE, START_WINDOW, Signal};
 
 mod advert;
+mod latency;
 mod rate;
 mod start;
 
-pub use advert::Quota;
 use advert::Pace;
+pub use advert::Quota;
+use latency::Latency;
 use rate::Learned;
 
 /// Where a key's concurrency limit is.
@@ -95,6 +97,7 @@ pub(super) struct State {
     paces: Vec<Pace>,
     /// Calls started so far.
     pub sent: u64,
+    latency: Latency,
     /// Clean answers so far.
     clean_total: u64,
     /// When the clean, throttled and overloaded answers of the last second arrived.
@@ -131,6 +134,7 @@ impl State {
             last_rate_cut: None,
             paces: Vec::new(),
             sent: 0,
+            latency: Latency::default(),
             clean_total: 0,
             recent_ok: VecDeque::new(),
             recent_throttled: VecDeque::new(),
@@ -143,9 +147,10 @@ impl State {
         }
     }
 
-    /// Whether the key learned a rate or was advertised quotas.
+    /// Whether the key learned a rate or a latency limit, or was advertised
+    /// quotas.
     pub fn paced(&self) -> bool {
-        self.rate.is_some() || self.advertised()
+        self.rate.is_some() || self.advertised() || self.latency_limit().is_some()
     }
 
     /// The pace in force (calls per second) and why.
@@ -161,21 +166,41 @@ impl State {
     /// The limit the key's answers hold it at (a start still growing its
     /// window is not held: it reports the ceiling).
     pub fn held(&self, now: Instant) -> usize {
+        let latency = self.latency_limit().unwrap_or(usize::MAX);
         match self.phase {
-            Phase::Grow { .. } => self.ceiling,
+            Phase::Grow { .. } => self.ceiling.min(latency),
             _ => self.limit(now).min(self.ceiling),
         }
     }
 
-    /// The concurrency limit now (`usize::MAX`: none).
+    /// What holds the key's limit below its ceiling, if anything.
+    pub fn limited_by(&self, now: Instant) -> Option<Reason> {
+        let phase = self.phase_limit(now).min(self.ceiling);
+        match self.latency_limit() {
+            Some(l) if l < phase => Some(Reason::Latency),
+            _ if self.overloaded > 0
+                && matches!(self.phase, Phase::Bound { .. } | Phase::Hold { .. }) =>
+            {
+                Some(Reason::Overloaded)
+            }
+            _ => None,
+        }
+    }
+
+    /// The concurrency limit now (`usize::MAX`: none): the phase's, and the
+    /// latency limit's.
     pub fn limit(&self, now: Instant) -> usize {
+        self.phase_limit(now)
+            .min(self.latency_limit().unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn phase_limit(&self, now: Instant) -> usize {
         match self.phase {
             Phase::Ramp { window, full, .. } => match full.zip(self.next_step()) {
                 Some((_, at)) if now >= at => window.saturating_mul(2),
                 _ => window,
             },
-            Phase::Hold { window, .. } => window,
-            Phase::Grow { window } => window,
+            Phase::Hold { window, .. } | Phase::Grow { window } => window,
             Phase::Free => usize::MAX,
             Phase::Bound { limit, .. } => (limit.floor() as usize).max(1),
         }
@@ -217,7 +242,7 @@ impl State {
 
     /// A call started at `started` with `level` calls in flight (itself
     /// included) ended with `signal` at `now`, its answer advertising `quotas`.
-    pub fn answered(&mut self, answer: Answer, quotas: &[Quota], now: Instant) {
+    pub fn answered(&mut self, answer: Answer, quotas: &[Quota], rules: Rules, now: Instant) {
         let Answer {
             signal,
             started,
@@ -252,8 +277,13 @@ impl State {
             self.refused_levels.pop_front();
         }
         match signal {
-            Signal::Clean => self.clean(now - started, now),
-            Signal::Throttled if self.advertised() => {
+            Signal::Clean => {
+                if rules.latency {
+                    self.latency_answer(started, now - started, level, now);
+                }
+                self.clean(now - started, now);
+            }
+            Signal::Throttled if self.advertised() || !rules.learn_rate => {
                 // the quotas pace it: only the wait it asked for is added
                 self.throttled += 1;
                 self.next_send = self.next_send.max(now + retry_after.unwrap_or_default());
@@ -286,7 +316,7 @@ impl State {
         match self.phase {
             // a clean first answer: nothing to fear from this key, but its
             // window grows from what was sent
-            Phase::Ramp { .. } => self.grow_from(self.limit(now)),
+            Phase::Ramp { .. } => self.grow_from(self.phase_limit(now)),
             Phase::Grow { window } => self.grow_from(window + 1),
             _ => {}
         }

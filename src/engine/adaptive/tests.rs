@@ -31,24 +31,29 @@ async fn overload_cuts_to_what_was_in_flight_once_per_round() {
 #[tokio::test]
 async fn a_throttled_key_gets_a_rate() {
     let a = Adaptive::default();
-    // 10 clean answers, then 429s
+    // 10 clean answers (the start's window grows to the ceiling), then 429s
     for _ in 0..10 {
-        a.acquire("h", 64).await.answered(Signal::Clean);
+        a.acquire("h", 16).await.answered(Signal::Clean);
     }
     // 2 of 12 answers 429: below the share that caps
     for _ in 0..2 {
-        a.acquire("h", 64).await.answered(Signal::Throttled);
+        a.acquire("h", 16).await.answered(Signal::Throttled);
     }
     assert_eq!(a.report()[0].rate, None);
-    let slot = a.acquire("h", 64).await;
+    let slot = a.acquire("h", 16).await;
     slot.answered(Signal::Throttled);
-    let slot = a.acquire("h", 64).await;
+    let slot = a.acquire("h", 16).await;
     let start = Instant::now();
-    slot.answered_after(Signal::Throttled, Some(Duration::from_millis(100)), &[]);
+    slot.answered_after(
+        Signal::Throttled,
+        Some(Duration::from_millis(100)),
+        &[],
+        Rules::default(),
+    );
     // 4 of 14: paced at 0.97 × the 10 clean answers of the last second
     assert_eq!(a.report()[0].rate.map(|r| (r * 10.0).round()), Some(97.0));
     for _ in 0..2 {
-        a.acquire("h", 64).await.answered(Signal::Clean);
+        a.acquire("h", 16).await.answered(Signal::Clean);
     }
     // the first call waited the Retry-After, the next 1/9.7 s more
     let waited = start.elapsed();
@@ -201,12 +206,12 @@ fn a_rate_cut_before_any_clean_answer_grows_back_on_the_first_ones() {
     let now = Instant::now();
     let mut s = super::state::State::new(64, now);
     for _ in 0..10 {
-        s.answered(answer(Signal::Throttled, now), &[], now);
+        s.answered(answer(Signal::Throttled, now), &[], Rules::default(), now);
     }
     assert_eq!(s.rate, Some(1.0));
     // no clean rate was measured: none caps the growth
     for _ in 0..4 {
-        s.answered(answer(Signal::Clean, now), &[], now);
+        s.answered(answer(Signal::Clean, now), &[], Rules::default(), now);
     }
     let rate = s.rate.unwrap_or_default();
     assert!(rate > 2.0, "{rate}");
@@ -218,7 +223,7 @@ fn a_held_key_decides_on_what_came_within_a_second() {
     let now = Instant::now();
     let mut s = State::new(64, now);
     assert_eq!(s.try_start(now), Gate::Open(1));
-    s.answered(answer(Signal::Throttled, now), &[], now);
+    s.answered(answer(Signal::Throttled, now), &[], Rules::default(), now);
     s.in_flight = 0;
     assert!(
         matches!(s.phase, Phase::Hold { window: 1, .. }),
@@ -230,6 +235,6 @@ fn a_held_key_decides_on_what_came_within_a_second() {
         *since -= HOLD_MAX;
     }
     assert_eq!(s.try_start(now), Gate::Open(1));
-    s.answered(answer(Signal::Clean, now), &[], now);
+    s.answered(answer(Signal::Clean, now), &[], Rules::default(), now);
     assert_eq!((s.phase, s.rate), (Phase::Free, None));
 }

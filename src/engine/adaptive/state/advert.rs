@@ -38,14 +38,10 @@ pub(super) struct Pace {
     told: Instant,
 }
 
-/// Two resets this close are one window's (answers arrive with jitter).
-const SAME_WINDOW: Duration = Duration::from_millis(100);
+/// The shortest window a quota is renewed for.
+const MIN_WINDOW: Duration = Duration::from_millis(100);
 
 impl Pace {
-    fn tolerance(&self) -> Duration {
-        self.window.map_or(SAME_WINDOW, |w| SAME_WINDOW.min(w / 2))
-    }
-
     /// A window that ended starts the next with its known quota (`false`: the
     /// quota of the next is unknown, the pace is dropped until an answer tells).
     fn renew(&mut self, now: Instant) -> bool {
@@ -55,7 +51,10 @@ impl Pace {
         let Some(limit) = self.limit else {
             return false;
         };
-        let window = self.window.unwrap_or(Duration::from_secs(1)).max(SAME_WINDOW);
+        let window = self
+            .window
+            .unwrap_or(Duration::from_secs(1))
+            .max(MIN_WINDOW);
         while self.reset_at <= now {
             self.reset_at += window;
         }
@@ -113,12 +112,16 @@ impl State {
     /// An answer to the call that was the `seq`-th to start advertised
     /// `quotas`: what is left of each, less the calls started after it (they
     /// may not have been counted yet), lasts until its reset. An answer of an
-    /// earlier window than the one paced is ignored; one of the same window
-    /// can only lower what is left (answers arrive in any order).
+    /// earlier window than the one paced (its reset half a window or more
+    /// before) is ignored; one of the same window can only lower what is left
+    /// and the reset (answers arrive in any order; a reset in whole seconds
+    /// is rounded up); one of a later window starts it.
     pub(super) fn advertised_answer(&mut self, quotas: &[Quota], seq: u64, now: Instant) {
         let after = self.sent.saturating_sub(seq);
         for q in quotas {
-            let left = q.remaining.saturating_sub(if q.requests { after } else { 0 });
+            let left = q
+                .remaining
+                .saturating_sub(if q.requests { after } else { 0 });
             let reset_at = now + q.reset;
             let fresh = Pace {
                 name: q.name.clone(),
@@ -133,17 +136,22 @@ impl State {
             match self.paces.iter_mut().find(|p| p.name == q.name) {
                 None => self.paces.push(fresh),
                 Some(p) => {
-                    let tolerance = p.tolerance();
-                    if reset_at + tolerance < p.reset_at {
-                        // an earlier window's answer
-                    } else if reset_at <= p.reset_at + tolerance {
+                    let half = p.window.or(q.window).unwrap_or(Duration::from_secs(1)) / 2;
+                    if reset_at + half < p.reset_at {
+                        // an earlier window's answer, arriving late
+                    } else if reset_at <= p.reset_at + half {
+                        // the same window: what is left only falls, and each
+                        // reset told (rounded up to seconds by many
+                        // services) bounds the true one from above
                         p.left = p.left.min(left);
+                        p.reset_at = p.reset_at.min(reset_at).max(now);
+                        p.told = p.told.min(reset_at);
                         p.limit = q.limit.or(p.limit);
                         p.window = q.window.or(p.window);
                     } else {
                         // the next window: its length is learned when none is told
                         let learned =
-                            Some(reset_at - p.told).filter(|w| *w > tolerance + tolerance);
+                            Some(reset_at.saturating_duration_since(p.told)).filter(|w| *w > half);
                         *p = Pace {
                             window: q.window.or(learned).or(p.window),
                             limit: q.limit.or(p.limit),

@@ -65,12 +65,12 @@ impl State {
                 learned.calm_since = now;
                 learned.step = (learned.step * 2.0).min(1.0);
             }
-            Some(_) => {}
             None if now - learned.calm_since >= learned.gap => {
                 learned.probe = Some((rate, now + PROBE_LENGTH));
                 self.rate = Some(rate * (1.0 + learned.step));
             }
-            None => {}
+            // a probe running, or not yet time for one
+            Some(_) | None => {}
         }
     }
 

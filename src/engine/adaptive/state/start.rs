@@ -24,10 +24,10 @@ impl State {
     /// [`State::limit`] says it has).
     pub(super) fn step_ramp(&mut self, now: Instant) {
         if let Phase::Ramp { window, .. } = self.phase
-            && self.limit(now) > window
+            && self.phase_limit(now) > window
         {
             self.phase = Phase::Ramp {
-                window: self.limit(now),
+                window: self.phase_limit(now),
                 full: None,
                 doubled: true,
             };
@@ -63,7 +63,8 @@ impl State {
     pub(super) fn first_refusal(&mut self, window: usize) {
         let in_flight = window.max(1);
         match self.phase {
-            Phase::Ramp { .. } => {
+            // a growing start too: the window stops before it sends more
+            Phase::Ramp { .. } | Phase::Grow { .. } => {
                 self.phase = Phase::Hold {
                     window: in_flight,
                     since: Instant::now(),
@@ -75,7 +76,7 @@ impl State {
                     since,
                 }
             }
-            Phase::Free | Phase::Grow { .. } | Phase::Bound { .. } => {}
+            Phase::Free | Phase::Bound { .. } => {}
         }
     }
 
