@@ -9,7 +9,7 @@ use crate::engine::metrics::Flight;
 
 /// How long after the mock's first answer a client has had time to read it
 /// (see [`MockStats::throttled_late`]).
-pub const LATE: std::time::Duration = std::time::Duration::from_millis(10);
+pub const LATE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Live counters, updated by the handlers.
 #[derive(Debug, Default)]

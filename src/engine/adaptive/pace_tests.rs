@@ -194,3 +194,77 @@ fn a_window_without_headers_is_learned_then_probed_rarely() {
         "{refused} refused of {ok}"
     );
 }
+
+/// A fixed window of 20 per 2 s whose answers tell what is left and the reset
+/// in whole seconds rounded up (the IETF fields), answered 1–150 ms after
+/// each call starts, offered as fast as the key lets it for 20 s: no refusal
+/// after the first answer.
+#[test]
+fn a_window_told_in_whole_seconds_is_never_overrun() {
+    for offset_ms in [0, 300, 900, 1500] {
+        let t0 = Instant::now();
+        let mut s = State::new(256, t0);
+        // the server's windows end every 2 s from t0 + offset
+        let first_end = t0 + Duration::from_millis(offset_ms);
+        let (mut ends, mut count) = (first_end, 0u64);
+        let mut refused = 0;
+        let mut now = t0;
+        let mut pending: Vec<(Instant, Answer, Vec<Quota>)> = Vec::new();
+        let mut answered_once = false;
+        let mut rng = fastrand::Rng::with_seed(offset_ms);
+        while now < t0 + Duration::from_secs(20) {
+            // answers due
+            pending.sort_by_key(|p| p.0);
+            while pending.first().is_some_and(|p| p.0 <= now) {
+                let (at, a, q) = pending.remove(0);
+                answered_once = true;
+                s.answered(a, &q, Rules::default(), at);
+                s.in_flight -= 1;
+            }
+            match s.try_start(now) {
+                Gate::Open(_) => {
+                    let seq = s.sent;
+                    while now >= ends {
+                        ends += Duration::from_secs(2);
+                        count = 0;
+                    }
+                    let ok = count < 20;
+                    if ok {
+                        count += 1;
+                    } else if answered_once {
+                        refused += 1;
+                    }
+                    let left = ends - now;
+                    let t = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                    let quota = Quota {
+                        name: "default".into(),
+                        requests: true,
+                        remaining: 20 - count,
+                        reset: Duration::from_secs(t),
+                        limit: Some(20),
+                        window: Some(Duration::from_secs(2)),
+                    };
+                    let signal = if ok { Signal::Clean } else { Signal::Throttled };
+                    // answered 1–150 ms later, in any order (a loaded client)
+                    let at = now + Duration::from_millis(rng.u64(1..150));
+                    pending.push((at, answer(signal, now, seq), vec![quota]));
+                }
+                Gate::Until(at) => {
+                    let next = pending.iter().map(|p| p.0).min();
+                    now = next
+                        .map_or(at, |n| n.min(at))
+                        .max(now + Duration::from_micros(100));
+                }
+                Gate::Freed => {
+                    let next = pending.iter().map(|p| p.0).min();
+                    now = next.unwrap_or(now + Duration::from_millis(1));
+                }
+                Gate::Step(at) => {
+                    s.stepped();
+                    now = at.max(now);
+                }
+            }
+        }
+        assert_eq!(refused, 0, "offset {offset_ms} ms");
+    }
+}

@@ -3,15 +3,16 @@
 //! latency stays near the unloaded one while its throughput holds.
 //!
 //! The unloaded latency is the median round trip of the key's first calls
-//! sent with at most [`START_WINDOW`] in flight. When the median of the last
+//! sent with at most [`START_WINDOW`] in flight, lowered by any lower median
+//! of a later second. When the median of the last
 //! second's clean answers (at least [`MIN_SAMPLE`], of calls sent after the
 //! last change) exceeds [`LATENCY_TOLERANCE`] × that and by more than
 //! [`LATENCY_FLOOR`], the limit is set to the calls then in flight × the
 //! target over the measured latency (Vegas and Netflix's gradient limits do
 //! the same against a minimum); below, it grows by one per round trip, and
 //! is dropped at the ceiling. The first cut is checked: when the latency of
-//! the calls sent after it did not fall about in proportion (a service whose
-//! latency varies on its own, a heavy tail), the limit goes and the key is
+//! the calls sent after it neither fell about in proportion nor to the target
+//! (a service whose latency rose on its own), the limit goes and the key is
 //! never latency-limited again. A service that is slow at any load (every
 //! call 350 ms) never rises above its unloaded latency and keeps its limit;
 //! the loss-based limits still apply (the key's limit is the lower of the two).
@@ -106,14 +107,23 @@ impl State {
             .filter(|(t, ..)| since.is_none_or(|c| *t >= c))
             .map(|&(_, rtt, level)| (rtt, level))
             .collect();
-        let target = base.mul_f64(LATENCY_TOLERANCE).max(base + LATENCY_FLOOR);
+        let mut target = base.mul_f64(LATENCY_TOLERANCE).max(base + LATENCY_FLOOR);
         if fresh.len() >= MIN_SAMPLE {
             let current = median(fresh.iter().map(|(r, _)| *r).collect()).unwrap_or(base);
+            // the unloaded latency is the lowest median seen: a start measured
+            // on a busy machine is corrected once the key runs below its queue
+            if current < base {
+                l.base = Some(current);
+                target = current
+                    .mul_f64(LATENCY_TOLERANCE)
+                    .max(current + LATENCY_FLOOR);
+            }
             if let Some((before, from, to)) = l.check.take() {
                 // a queue answers faster with fewer in line: about in proportion
                 let expected = before.mul_f64(to / from.max(1.0));
-                if current > (before + expected) / 2 {
-                    // it did not: its latency is its own, not a queue's
+                if current > (before + expected) / 2 && current > target {
+                    // it did not (and is still above the target): its latency
+                    // is its own, not a queue's
                     l.limit = None;
                     l.immune = true;
                     l.changed = Some(now);
