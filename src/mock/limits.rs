@@ -155,7 +155,7 @@ pub(crate) async fn limited(
     };
     let headers = advertise(&style, limit, length, &verdict);
     if !verdict.accepted {
-        state.counters.throttled_at(arrived);
+        state.counters.throttled();
         guard.complete();
         return (
             StatusCode::TOO_MANY_REQUESTS,

@@ -7,10 +7,6 @@ use parking_lot::Mutex;
 
 use crate::engine::metrics::Flight;
 
-/// How long after the mock's first answer a client has had time to read it
-/// (see [`MockStats::throttled_late`]).
-pub const LATE: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Live counters, updated by the handlers.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -26,9 +22,6 @@ pub(crate) struct Counters {
     open_connections: AtomicU64,
     served: AtomicU64,
     served_us: AtomicU64,
-    throttled_late: AtomicU64,
-    first_answer: Mutex<Option<Instant>>,
-    answered: std::sync::atomic::AtomicBool,
     flight: Mutex<Flight>,
 }
 
@@ -49,10 +42,6 @@ pub struct MockStats {
     pub distinct_successes: u64,
     /// 429 answers sent.
     pub throttled: u64,
-    /// 429 answers of `/limited` to requests that arrived [`LATE`] or more
-    /// after the mock's first answer: refusals the client could have avoided
-    /// from what it had been told.
-    pub throttled_late: u64,
     /// 503 answers of a server over its `max_in_flight`.
     pub refused: u64,
     /// The most requests that arrived while one request was being handled: how far
@@ -97,7 +86,6 @@ impl Counters {
             in_flight: self.in_flight.load(Ordering::SeqCst),
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
             throttled: self.throttled.load(Ordering::SeqCst),
-            throttled_late: self.throttled_late.load(Ordering::SeqCst),
             refused: self.refused.load(Ordering::SeqCst),
             max_overtaken: self.max_overtaken.load(Ordering::SeqCst),
             proxied: self.proxied.load(Ordering::SeqCst),
@@ -127,9 +115,6 @@ impl Counters {
         self.proxied.store(0, Ordering::SeqCst);
         self.connections.store(0, Ordering::SeqCst);
         self.served.store(0, Ordering::SeqCst);
-        self.throttled_late.store(0, Ordering::SeqCst);
-        *self.first_answer.lock() = None;
-        self.answered.store(false, Ordering::SeqCst);
         self.served_us.store(0, Ordering::SeqCst);
         *self.flight.lock() = Flight::default();
         self.peak_in_flight
@@ -140,15 +125,6 @@ impl Counters {
 impl Counters {
     pub(crate) fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A request of `/limited` that arrived at `arrived` was refused with 429.
-    pub(crate) fn throttled_at(&self, arrived: Instant) {
-        self.throttled();
-        let first = *self.first_answer.lock();
-        if first.is_some_and(|t| arrived >= t + LATE) {
-            self.throttled_late.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     /// A request of `/limited` or `/queue` was served `took` after it arrived.
@@ -185,9 +161,6 @@ impl InFlight<'_> {
     /// The response is ready.
     pub(crate) fn complete(self) {
         self.0.completed.fetch_add(1, Ordering::SeqCst);
-        if !self.0.answered.swap(true, Ordering::Relaxed) {
-            self.0.first_answer.lock().get_or_insert_with(Instant::now);
-        }
         let overtaken = self
             .0
             .requests
