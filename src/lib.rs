@@ -60,6 +60,7 @@ mod journal_sql;
 pub mod mock;
 mod noop;
 mod operator;
+mod quota;
 mod register;
 mod runtime;
 mod secret;

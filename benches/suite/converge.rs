@@ -6,13 +6,13 @@
 //! mock counts what it receives (refusals, the time each served request
 //! spent from arrival to answer).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datafusion::common::Result;
 use datafusion_async_udf::mock::{MockApi, MockConfig, MockStats};
 
 use crate::Sizes;
-use crate::report::{Report, Table, count, secs};
+use crate::report::{Report, Table};
 use crate::seed::session;
 
 /// `rows` GETs of `path` (with `&id=N`) on a fresh session and mock answering
@@ -46,43 +46,8 @@ async fn job(
         api.reset_stats();
     }
     let began = clock();
-    let start = Instant::now();
-    let ok = ctx
-        .sql(&format!(
-            "SELECT count(*) FROM generate_series(1, {rows}) \
-             WHERE http_get('{url}&id=' || value)['status'] = 200"
-        ))
-        .await?
-        .collect()
-        .await?;
-    let wall = start.elapsed().as_secs_f64();
-    let answered = arrow::util::pretty::pretty_format_batches(&ok)?.to_string();
-    assert!(answered.contains(&format!("| {rows} ")), "{answered}");
+    let wall = crate::throttling::all_answered(&ctx, &format!("{url}&"), rows).await?;
     Ok((wall, api.stats(), (began, clock())))
-}
-
-fn row(
-    server: &str,
-    rows: usize,
-    wall: f64,
-    ideal: f64,
-    measure: &str,
-    s: &MockStats,
-) -> Vec<String> {
-    vec![
-        server.into(),
-        count(rows as f64),
-        "true".into(),
-        secs(wall),
-        format!("{} (ideal)", secs(ideal)),
-        measure.into(),
-        count(s.requests as f64),
-        count((s.throttled + s.refused) as f64),
-        format!(
-            "{:.1} %",
-            (s.throttled + s.refused) as f64 / s.requests.max(1) as f64 * 100.0
-        ),
-    ]
 }
 
 /// A server allowing `rate` requests/s over a sliding second, refusing the
@@ -94,9 +59,10 @@ async fn window(t: &mut Table, report: &mut Report, rows: usize, rate: u32) -> R
     let refused = s.throttled as f64 / s.requests.max(1) as f64;
     let met = of >= 0.95 && refused <= 0.03;
     let target = "≥ 0.95 of the rate, ≤ 3 % refused";
-    t.row(row(
+    t.row(crate::throttling::row(
         &format!("{rate} requests/s, sliding 1 s window, bare 429s, 20 ms"),
         rows,
+        "true",
         wall,
         rows as f64 / f64::from(rate),
         &format!("{of:.2} of the rate (target {target})"),
@@ -121,9 +87,10 @@ async fn advertised(t: &mut Table, report: &mut Report, rows: usize, style: &str
     let used = rows as f64 / (20.0 * windows);
     let met = s.throttled == 0 && used >= 0.95;
     let target = "0 refused after the first answer, ≥ 0.95 of the quota";
-    t.row(row(
+    t.row(crate::throttling::row(
         &format!("20 per 2 s fixed window, advertised ({style}), 20 ms"),
         rows,
+        "true",
         wall,
         rows as f64 / 10.0,
         &format!(
@@ -148,9 +115,10 @@ async fn queue(t: &mut Table, report: &mut Report, rows: usize) -> Result<()> {
     let latency = s.mean_served_ms / 50.0;
     let met = latency <= 2.0 && of >= 0.9;
     let target = "mean latency ≤ 2× unloaded at ≥ 0.9 of capacity";
-    t.row(row(
+    t.row(crate::throttling::row(
         "serves 16 at a time, 50 ms, the rest wait in line",
         rows,
+        "true",
         wall,
         rows as f64 / capacity,
         &format!(

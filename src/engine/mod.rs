@@ -49,9 +49,7 @@ mod retry;
 mod share;
 mod window;
 
-pub use adaptive::{
-    Adaptive, Key as AdaptiveKey, KeyReport, KeySlot, Quota, Reason, Rules, Signal,
-};
+pub use adaptive::{Adaptive, Key as AdaptiveKey, KeyReport, KeySlot, Reason, Rules, Signal};
 pub use budget::Budget;
 pub use chunks::Counted;
 pub use chunks::chunk_ranges;

@@ -11,13 +11,13 @@ use reqwest::Url;
 
 use crate::config::{AsyncUdfConfig, HttpConfig};
 use crate::engine::{
-    Adaptive, AdaptiveKey, GaveUp, KeySlot, Quota, RateLimits, RetryPolicy, Rules, Signal, Verdict,
+    Adaptive, AdaptiveKey, GaveUp, KeySlot, RateLimits, RetryPolicy, Rules, Signal, Verdict,
     metrics, retry,
 };
 use crate::runtime::AsyncRuntime;
 use crate::transport::{
-    Advertised, AllowedHosts, ClientOptions, ErrorKind, Outcome, Request, SecretHeaders, Settings,
-    attempt, may_retry,
+    AllowedHosts, ClientOptions, ErrorKind, Outcome, Request, SecretHeaders, Settings, attempt,
+    may_retry,
 };
 
 /// The settings of one invocation (`http.*`, with `async_udf.*` for the retry
@@ -133,18 +133,6 @@ fn signal(outcome: &Outcome) -> Signal {
     }
 }
 
-/// What the engine paces by, of a quota the answer's headers advertised.
-fn quota(a: &Advertised) -> Quota {
-    Quota {
-        name: a.name.clone(),
-        requests: a.requests,
-        remaining: a.remaining,
-        reset: a.reset,
-        limit: a.limit,
-        window: a.window,
-    }
-}
-
 /// Sends `request` with retries (transient failures; a method that is not
 /// idempotent only with `http.retry_non_idempotent`), the per-host rate limit,
 /// and the host's adaptive limits (without them, a pause of the host when most
@@ -196,9 +184,8 @@ pub(crate) async fn send(session: &Session<'_>, request: Request, policy: &Polic
                 if let Some(slot) = slot {
                     // the host's pace follows its advertised quotas, else its
                     // 429s (and waits their Retry-After)
-                    let quotas: Vec<Quota> = tried.advertised.iter().map(quota).collect();
                     let signal = signal(&tried.outcome);
-                    slot.answered_after(signal, tried.retry_after, &quotas, policy.rules);
+                    slot.answered_after(signal, tried.retry_after, &tried.advertised, policy.rules);
                 } else {
                     // this request waits what the service asked (its retry's
                     // delay); the whole host only when the service keeps asking

@@ -11,7 +11,7 @@ use reqwest::{Client, Method, Response, StatusCode, Url};
 use super::Headers;
 use super::charset;
 use super::policy::{Settings, retry_after, transient_status};
-use super::ratelimit::{Advertised, advertised};
+use super::ratelimit::{Quota, advertised};
 use super::request::{Body, ErrorKind, Outcome, Request};
 
 /// The outcome of one attempt and whether another one may help.
@@ -23,7 +23,7 @@ pub(crate) struct Tried {
     pub transient: bool,
     pub retry_after: Option<Duration>,
     /// The quotas the answer advertised (rate-limit headers).
-    pub advertised: Vec<Advertised>,
+    pub advertised: Vec<Quota>,
 }
 
 impl Tried {

@@ -22,7 +22,6 @@ pub(crate) use attempt::attempt;
 pub(crate) use client::{ClientOptions, HttpClient};
 pub(crate) use headers::Headers;
 pub(crate) use policy::{AllowedHosts, Settings, may_retry};
-pub(crate) use ratelimit::Advertised;
 #[cfg(all(test, feature = "mock"))]
 pub(crate) use ratelimit::advertised as read_advertised;
 pub(crate) use request::{Body, ErrorKind, Outcome, Request, parse_url, redact};

@@ -1,5 +1,5 @@
 //! Rate limits a service advertises in its answers' headers, read into
-//! [`Advertised`] quotas:
+//! [`Quota`]s:
 //!
 //! * the IETF httpapi draft's structured fields, `RateLimit-Policy: "p";q=20;w=2`
 //!   and `RateLimit: "p";r=15;t=1` (parameters `q`, `w`, `r`, `t`, `qu`,
@@ -20,21 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::HeaderMap;
 use sfv::{BareItem, Dictionary, List, ListEntry, Parameters, Parser};
 
-/// One quota an answer advertised.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Advertised {
-    /// The policy, resource or partition it belongs to (empty: unnamed).
-    pub name: String,
-    /// Counted in requests (else in tokens or bytes, whose cost per request
-    /// is unknown: only an exhausted one says anything).
-    pub requests: bool,
-    pub remaining: u64,
-    /// Until the quota is restored.
-    pub reset: Duration,
-    /// The quota of a whole window, and the window, when told.
-    pub limit: Option<u64>,
-    pub window: Option<Duration>,
-}
+pub(crate) use crate::quota::Quota;
 
 /// Epoch seconds are told from delta seconds by size (a delta of 30 years is
 /// no rate-limit window).
@@ -42,7 +28,7 @@ const EPOCH_FROM: f64 = 1.0e9;
 
 /// Every quota advertised in `headers` (none: the service advertises nothing
 /// this reads; costs one pass over the header names).
-pub(crate) fn advertised(headers: &HeaderMap) -> Vec<Advertised> {
+pub(crate) fn advertised(headers: &HeaderMap) -> Vec<Quota> {
     let any = headers.keys().any(|k| {
         let k = k.as_str();
         k.starts_with("ratelimit") || k.starts_with("x-ratelimit") || k.starts_with("anthropic-")
@@ -101,12 +87,12 @@ fn fields(
     limit: Option<&str>,
     remaining: Option<&str>,
     reset: Option<Duration>,
-) -> Option<Advertised> {
+) -> Option<Quota> {
     let remaining = remaining?.trim().parse().ok()?;
     let reset = reset?;
     let limit = limit.and_then(|l| l.split([',', ';']).next()?.trim().parse().ok());
     let requests = !name.contains("tokens");
-    Some(Advertised {
+    Some(Quota {
         name,
         requests,
         remaining,
@@ -118,7 +104,7 @@ fn fields(
 
 /// The IETF draft's `RateLimit` and `RateLimit-Policy` (a list of named
 /// items), or the older dictionary form of `RateLimit`.
-fn ietf(limit: Option<&str>, policy: Option<&str>) -> Vec<Advertised> {
+fn ietf(limit: Option<&str>, policy: Option<&str>) -> Vec<Quota> {
     let Some(limit) = limit else {
         return Vec::new();
     };
@@ -126,7 +112,7 @@ fn ietf(limit: Option<&str>, policy: Option<&str>) -> Vec<Advertised> {
         .and_then(|p| Parser::new(p).parse_list().ok())
         .unwrap_or_default();
     if let Ok(list) = Parser::new(limit).parse_list::<List>() {
-        let found: Vec<Advertised> = list
+        let found: Vec<Quota> = list
             .iter()
             .filter_map(|entry| named(entry, &policies))
             .collect();
@@ -149,7 +135,7 @@ fn ietf(limit: Option<&str>, policy: Option<&str>) -> Vec<Advertised> {
         ListEntry::Item(item) => param(&item.params, "w"),
         ListEntry::InnerList(_) => None,
     });
-    vec![Advertised {
+    vec![Quota {
         name: String::new(),
         requests: true,
         remaining,
@@ -161,7 +147,7 @@ fn ietf(limit: Option<&str>, policy: Option<&str>) -> Vec<Advertised> {
 
 /// One `RateLimit` list member, `"name";r=…;t=…[;pk=…]`, with its policy's
 /// `q`, `w` and `qu`.
-fn named(entry: &ListEntry, policies: &List) -> Option<Advertised> {
+fn named(entry: &ListEntry, policies: &List) -> Option<Quota> {
     let ListEntry::Item(item) = entry else {
         return None;
     };
@@ -180,7 +166,7 @@ fn named(entry: &ListEntry, policies: &List) -> Option<Advertised> {
         Some(pk) => format!("{name}/{}", hex(pk)),
         None => name,
     };
-    Some(Advertised {
+    Some(Quota {
         name,
         requests: unit.is_none_or(|u| u == "requests"),
         remaining,

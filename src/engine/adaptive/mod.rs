@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-pub use state::Quota;
+use crate::quota::Quota;
 use state::{Answer, Gate, State};
 
 mod state;

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::state::{Answer, Gate, Quota, State};
+use super::state::{Answer, Gate, State};
 use super::{Reason, Rules, Signal};
+use crate::quota::Quota;
 
 fn quota(remaining: u64, reset_ms: u64, limit: Option<u64>) -> Quota {
     Quota {

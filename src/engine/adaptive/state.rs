@@ -11,8 +11,8 @@ mod overload;
 mod rate;
 mod start;
 
+use crate::quota::Quota;
 use advert::Pace;
-pub use advert::Quota;
 use latency::Latency;
 use rate::Learned;
 

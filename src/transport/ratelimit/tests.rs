@@ -4,7 +4,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use super::*;
 
-fn read(pairs: &[(&str, &str)]) -> Vec<Advertised> {
+fn read(pairs: &[(&str, &str)]) -> Vec<Quota> {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         h.append(
@@ -15,8 +15,8 @@ fn read(pairs: &[(&str, &str)]) -> Vec<Advertised> {
     advertised(&h)
 }
 
-fn quota(name: &str, remaining: u64, reset_s: f64) -> Advertised {
-    Advertised {
+fn quota(name: &str, remaining: u64, reset_s: f64) -> Quota {
+    Quota {
         name: name.into(),
         requests: true,
         remaining,
@@ -38,12 +38,12 @@ fn ietf_structured_fields() {
     assert_eq!(
         got,
         vec![
-            Advertised {
+            Quota {
                 limit: Some(20),
                 window: Some(Duration::from_secs(2)),
                 ..quota("burst", 15, 1.0)
             },
-            Advertised {
+            Quota {
                 limit: Some(1000),
                 window: Some(Duration::from_secs(86400)),
                 ..quota("day", 900, 3600.0)
@@ -61,7 +61,7 @@ fn ietf_structured_fields() {
     let got = read(&[("RateLimit", "limit=10, remaining=4, reset=3")]);
     assert_eq!(
         got,
-        vec![Advertised {
+        vec![Quota {
             limit: Some(10),
             ..quota("", 4, 3.0)
         }]
@@ -73,7 +73,7 @@ fn ietf_structured_fields() {
     ]);
     assert_eq!(
         got,
-        vec![Advertised {
+        vec![Quota {
             limit: Some(10),
             ..quota("", 7, 2.0)
         }]
@@ -152,11 +152,11 @@ fn openai_style() {
     assert_eq!(
         got,
         vec![
-            Advertised {
+            Quota {
                 limit: Some(60),
                 ..quota("requests", 59, 1.5)
             },
-            Advertised {
+            Quota {
                 requests: false,
                 limit: Some(150_000),
                 ..quota("tokens", 149_984, 360.0)

@@ -3,23 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::State;
+use crate::quota::Quota;
 
-/// A quota a service advertised in an answer: `remaining` calls until `reset`
-/// (for HTTP: its rate-limit headers).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quota {
-    /// The policy, resource or partition it belongs to (empty: unnamed).
-    pub name: String,
-    /// Counted in calls (else in tokens or bytes: only an exhausted one holds
-    /// calls back).
-    pub requests: bool,
-    pub remaining: u64,
-    pub reset: Duration,
-    /// The quota of a whole window, and the window, when told.
-    pub limit: Option<u64>,
-    pub window: Option<Duration>,
-}
+use super::State;
 
 /// One advertised quota as the key paces it.
 #[derive(Debug, Clone)]
