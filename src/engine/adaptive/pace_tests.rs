@@ -269,3 +269,54 @@ fn a_window_told_in_whole_seconds_is_never_overrun() {
         assert_eq!(refused, 0, "offset {offset_ms} ms");
     }
 }
+
+/// A host whose latency has a heavy tail (median 50 ms, p99 1 s) at any load
+/// is never held below its budget by the latency limit; one that queues (16
+/// served at a time, 50 ms each) is.
+#[test]
+fn a_heavy_tail_is_no_queue() {
+    for queueing in [false, true] {
+        let t0 = Instant::now();
+        let mut s = State::new(256, t0);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let sigma = 20f64.ln() / 2.326;
+        let mut pending: Vec<(Instant, Answer)> = Vec::new();
+        let mut now = t0;
+        let mut busy_until: Vec<Instant> = vec![t0; 16];
+        while now < t0 + Duration::from_secs(30) {
+            while let Gate::Open(level) = s.try_start(now) {
+                let rtt = if queueing {
+                    // the server that frees first takes it
+                    let (i, free) = busy_until
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, t)| **t)
+                        .unwrap();
+                    let done = (*free).max(now) + Duration::from_millis(50);
+                    busy_until[i] = done;
+                    done - now
+                } else {
+                    let z = (-2.0 * rng.f64().max(1e-12).ln()).sqrt()
+                        * (2.0 * std::f64::consts::PI * rng.f64()).cos();
+                    Duration::from_secs_f64(0.05 * (sigma * z).exp().min(1200.0))
+                };
+                let a = Answer {
+                    level,
+                    ..answer(Signal::Clean, now, s.sent)
+                };
+                pending.push((now + rtt, a));
+            }
+            pending.sort_by_key(|p| std::cmp::Reverse(p.0));
+            let (at, a) = pending.pop().expect("calls in flight");
+            now = at;
+            s.answered(a, &[], Rules::default(), now);
+            s.in_flight -= 1;
+        }
+        let limit = s.limit(now).min(256);
+        if queueing {
+            assert!((16..=40).contains(&limit), "a queue: {limit}");
+        } else {
+            assert_eq!(limit, 256, "a heavy tail");
+        }
+    }
+}

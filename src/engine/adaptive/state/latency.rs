@@ -3,28 +3,30 @@
 //! latency stays near the unloaded one while its throughput holds.
 //!
 //! The unloaded latency is the median round trip of the key's first calls
-//! sent with at most [`START_WINDOW`] in flight, lowered by any lower median
-//! of a later second. When the median of the last
-//! second's clean answers (at least [`MIN_SAMPLE`], of calls sent after the
-//! last change) exceeds [`LATENCY_TOLERANCE`] × that and by more than
+//! sent with at most [`START_WINDOW`] in flight (for a key known to queue,
+//! lowered by any lower median of a later second). When the median of the
+//! last second's clean answers (at least 64, of calls sent after the calls in
+//! flight came down to the last change) exceeds [`LATENCY_TOLERANCE`] × that and by more than
 //! [`LATENCY_FLOOR`], the limit is set to the calls then in flight × the
 //! target over the measured latency (Vegas and Netflix's gradient limits do
 //! the same against a minimum); below, it grows by one per round trip, and
-//! is dropped at the ceiling. The first cut is checked: when the latency of
-//! the calls sent after it neither fell about in proportion nor to the target
-//! (a service whose latency rose on its own), the limit goes and the key is
-//! never latency-limited again. A service that is slow at any load (every
+//! is dropped at the ceiling. Every cut is checked: when the latency of the
+//! calls sent after it did not fall about in proportion (a heavy tail, a
+//! service whose latency rose on its own), the limit goes and the key is never
+//! latency-limited again. A service that is slow at any load (every
 //! call 350 ms) never rises above its unloaded latency and keeps its limit;
 //! the loss-based limits still apply (the key's limit is the lower of the two).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::super::{LATENCY_FLOOR, LATENCY_TOLERANCE, MIN_SAMPLE, START_WINDOW};
+use super::super::{LATENCY_FLOOR, LATENCY_TOLERANCE, START_WINDOW};
 use super::State;
 
 /// Unloaded samples that make a base.
 const BASE_SAMPLES: usize = 5;
+/// Answers a decision needs (a median of fewer swings with a heavy tail).
+const SAMPLE: usize = 64;
 /// Recent round trips kept (the last second's, at most this many).
 const RECENT: usize = 512;
 
@@ -108,11 +110,12 @@ impl State {
             .map(|&(_, rtt, level)| (rtt, level))
             .collect();
         let mut target = base.mul_f64(LATENCY_TOLERANCE).max(base + LATENCY_FLOOR);
-        if fresh.len() >= MIN_SAMPLE {
+        if fresh.len() >= SAMPLE {
             let current = median(fresh.iter().map(|(r, _)| *r).collect()).unwrap_or(base);
-            // the unloaded latency is the lowest median seen: a start measured
-            // on a busy machine is corrected once the key runs below its queue
-            if current < base {
+            // the unloaded latency of a key known to queue is the lowest median
+            // seen: a start measured on a busy machine is corrected once the
+            // key runs below its queue
+            if l.confirmed && current < base {
                 l.base = Some(current);
                 target = current
                     .mul_f64(LATENCY_TOLERANCE)
@@ -121,9 +124,8 @@ impl State {
             if let Some((before, from, to)) = l.check.take() {
                 // a queue answers faster with fewer in line: about in proportion
                 let expected = before.mul_f64(to / from.max(1.0));
-                if current > (before + expected) / 2 && current > target {
-                    // it did not (and is still above the target): its latency
-                    // is its own, not a queue's
+                if current > (before + expected) / 2 {
+                    // it did not: its latency is its own, not a queue's
                     l.limit = None;
                     l.immune = true;
                     l.changed = Some(now);
@@ -136,9 +138,8 @@ impl State {
                 let level = fresh.iter().map(|(_, n)| *n as f64).sum::<f64>() / fresh.len() as f64;
                 let limit = (level * target.as_secs_f64() / current.as_secs_f64()).max(1.0);
                 let limit = l.limit.map_or(limit, |old| old.min(limit));
-                if !l.confirmed {
-                    l.check = Some((current, level, limit));
-                }
+                // every cut is checked by the latency it brings
+                l.check = Some((current, level, limit));
                 l.limit = Some(limit);
                 l.changed = Some(now);
                 l.settled = None;
