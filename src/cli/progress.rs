@@ -7,7 +7,7 @@
 //! ```
 //!
 //! When a host's adaptive limits hold it below the budget (`http.adaptive`), the
-//! line says so: `… · 3.3 s · api.example.com:443 limit 28, 4.5 req/s`.
+//! line says so: `… · 3.3 s · api.example.com:443 limit 24 latency, 4.5 req/s learned, 3 refused`.
 //!
 //! It reads the call counters of the statement running in the foreground (its
 //! query's [`CallStats`], see [`Progress::follow`]), so it covers every async
